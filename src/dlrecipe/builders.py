@@ -1,0 +1,75 @@
+"""Config groups -> objects: the instantiate calls train.py and eval.py share.
+
+    python -c "from dlrecipe.builders import compose; print(compose(['data=wine']).data.source)"
+
+Everything is `hydra.utils.instantiate` on a `_target_`; this file only adds what the config
+cannot know: the DataInfo handed from data to model, and dropping callbacks that need a logger
+when there is none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
+from omegaconf import DictConfig, OmegaConf
+
+from dlrecipe.data.datamodule import DataModule
+from dlrecipe.data.info import DataInfo
+from dlrecipe.models.module import LitModel
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """The config a command line would give, without running anything (tests, notebooks)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name, overrides=overrides or [])
+
+
+def build_data(cfg: DictConfig, fold: int | None = None) -> DataModule:
+    extra = {} if fold is None else {"fold": fold}
+    return instantiate(cfg.data, _convert_="all", **extra)
+
+
+def build_model(cfg: DictConfig, info: DataInfo) -> LitModel:
+    model = instantiate(cfg.model, info=info.to_dict(), _convert_="all")
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    return model
+
+
+def _instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Each entry of a dict-of-configs group (callbacks, logger); null entries are switched off."""
+    if not group:
+        return []
+    return [instantiate(c, _convert_="all") for c in group.values() if c and "_target_" in c]
+
+
+def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
+    return _instantiate_all(cfg.get("logger"))
+
+
+def build_callbacks(cfg: DictConfig, has_logger: bool = True) -> list[pl.Callback]:
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    if not has_logger:  # Lightning refuses a LearningRateMonitor without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, **kwargs: Any) -> pl.Trainer:
+    loggers = build_loggers(cfg)
+    callbacks = build_callbacks(cfg, has_logger=bool(loggers))
+    return instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(run_dir),
+        _convert_="all",
+        **kwargs,
+    )

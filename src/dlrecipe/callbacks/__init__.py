@@ -1,0 +1,1 @@
+"""Project callbacks: what Lightning's own callbacks do not already do."""

@@ -1,0 +1,53 @@
+"""Records every epoch's logged metrics in memory and as `history.csv` in the run directory.
+
+    python -m dlrecipe.train callbacks=default   # history is part of the default callbacks
+
+Loggers write metrics in their own formats (CSV, TensorBoard, W&B); the summary, the learning
+curves and the reports need one logger-independent table, which this keeps: one row per epoch
+with train and validation loss, the main metric and the learning rate.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+
+
+class History(pl.Callback):
+    def __init__(self, filename: str = "history.csv"):
+        self.filename = filename
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        row: dict[str, float] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith(("train/", "val/")):
+                row[key] = float(value)
+        if trainer.optimizers:
+            row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        self.rows.append(row)
+        if trainer.is_global_zero and trainer.default_root_dir:
+            self.write(Path(trainer.default_root_dir) / self.filename)
+
+    def write(self, path: Path) -> None:
+        keys: list[str] = []
+        for row in self.rows:
+            keys += [k for k in row if k not in keys]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Resuming a fit starts empty and takes the saved rows; validating or testing the best
+        # checkpoint after a fit must not roll the history back to that checkpoint's epoch.
+        if not self.rows:
+            self.rows = list(state_dict.get("rows", []))

@@ -1,0 +1,79 @@
+"""Evaluate a checkpoint exactly as its run would, and optionally predict new inputs.
+
+    python -m dlrecipe.eval ckpt_path=outputs/train/<date>/<time>/checkpoints/best-epoch013.ckpt
+    python -m dlrecipe.eval ckpt_path=<ckpt> predict.input=new_rows.csv   # -> predictions.csv
+
+The run's own config (its .hydra/config.yaml, or the copy inside the checkpoint) rebuilds the
+data pipeline (same split, the checkpoint's normalization statistics) and the model, so the
+test metrics printed here equal those of the training run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from dlrecipe.builders import CONF_DIR, build_data, build_model
+from dlrecipe.checkpoints import check_compatible, datamodule_state, load_checkpoint, run_config
+from dlrecipe.predict import predict_table
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    run_cfg = run_config(cfg.ckpt_path, checkpoint)
+    run_cfg.paths = cfg.paths  # data paths relative to here; nothing written into the old run
+
+    datamodule = build_data(run_cfg)
+    state = datamodule_state(checkpoint)
+    if state:
+        datamodule.load_state_dict(state)
+    model = build_model(run_cfg, datamodule.info)
+    check_compatible(checkpoint, model, cfg.ckpt_path)
+    model.load_state_dict(checkpoint["state_dict"])
+
+    trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        callbacks=[],
+        default_root_dir=str(run_dir),
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        _convert_="all",
+    )
+    results = trainer.test(model, datamodule=datamodule, verbose=False)
+    metrics = {k: float(v) for k, v in results[0].items()} if results else {}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _print(metrics, str(cfg.ckpt_path))
+
+    if cfg.predict.input:
+        table = predict_table(model, datamodule, cfg.predict.input)
+        out = run_dir / cfg.predict.output
+        table.to_csv(out, index=False)
+        Console().print(f"wrote {len(table)} predictions to {out}")
+    return metrics
+
+
+def _print(metrics: dict[str, float], ckpt: str) -> None:
+    table = Table(title=f"test metrics of {ckpt}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("test", justify="right")
+    for name, value in sorted(metrics.items()):
+        table.add_row(name.removeprefix("test/"), f"{value:.6f}")
+    Console().print(table)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Models: plain `nn.Module` nets (nets/), and the LightningModule that trains any of them."""

@@ -1,0 +1,131 @@
+"""Learning-rate schedules, each with an optional linear warm-up, all stepped per batch.
+
+    python -m dlrecipe.train model/scheduler=onecycle
+    python -m dlrecipe.train model/scheduler=cosine model.scheduler.warmup_frac=0.05
+
+Every entry in conf/model/scheduler/ is a `_partial_` of one function here. The module calls it
+with the optimizer and a `ScheduleContext` (total steps, steps per epoch, monitored metric), so
+schedules written in epochs (step, exponential) and in steps (cosine, onecycle) work for any
+run length. `plateau` is the one schedule stepped per epoch, on the validation metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch.optim import Optimizer
+from torch.optim import lr_scheduler as lrs
+
+from dlrecipe.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ScheduleContext:
+    total_steps: int
+    steps_per_epoch: int
+    monitor: str = "val/loss"
+    mode: str = "min"
+
+
+def _per_step(optimizer: Optimizer, schedule: lrs.LRScheduler, warmup_frac: float, ctx) -> dict:
+    if not 0.0 <= warmup_frac < 1.0:
+        raise ConfigError(f"model.scheduler.warmup_frac={warmup_frac} must be in [0, 1)")
+    warmup = int(warmup_frac * ctx.total_steps)
+    if warmup > 0:
+        ramp = lrs.LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup)
+        schedule = lrs.SequentialLR(optimizer, [ramp, schedule], milestones=[warmup])
+    return {"scheduler": schedule, "interval": "step"}
+
+
+def _after_warmup(ctx: ScheduleContext, warmup_frac: float) -> int:
+    return max(1, ctx.total_steps - int(warmup_frac * ctx.total_steps))
+
+
+def constant(optimizer: Optimizer, ctx: ScheduleContext, warmup_frac: float = 0.0) -> dict:
+    return _per_step(
+        optimizer, lrs.ConstantLR(optimizer, factor=1.0, total_iters=0), warmup_frac, ctx
+    )
+
+
+def step(
+    optimizer: Optimizer,
+    ctx: ScheduleContext,
+    step_epochs: int = 10,
+    gamma: float = 0.1,
+    warmup_frac: float = 0.0,
+) -> dict:
+    if step_epochs < 1:
+        raise ConfigError(f"model.scheduler.step_epochs={step_epochs} must be >= 1")
+    sched = lrs.StepLR(optimizer, step_size=step_epochs * ctx.steps_per_epoch, gamma=gamma)
+    return _per_step(optimizer, sched, warmup_frac, ctx)
+
+
+def exponential(
+    optimizer: Optimizer, ctx: ScheduleContext, gamma: float = 0.95, warmup_frac: float = 0.0
+) -> dict:
+    if not 0.0 < gamma <= 1.0:
+        raise ConfigError(f"model.scheduler.gamma={gamma} must be in (0, 1]")
+    per_step = gamma ** (1.0 / ctx.steps_per_epoch)  # gamma is the decay per epoch
+    return _per_step(optimizer, lrs.ExponentialLR(optimizer, per_step), warmup_frac, ctx)
+
+
+def cosine(
+    optimizer: Optimizer, ctx: ScheduleContext, min_lr_ratio: float = 0.0, warmup_frac: float = 0.0
+) -> dict:
+    base = optimizer.param_groups[0]["lr"]
+    sched = lrs.CosineAnnealingLR(
+        optimizer, T_max=_after_warmup(ctx, warmup_frac), eta_min=base * min_lr_ratio
+    )
+    return _per_step(optimizer, sched, warmup_frac, ctx)
+
+
+def linear(
+    optimizer: Optimizer, ctx: ScheduleContext, end_ratio: float = 0.0, warmup_frac: float = 0.0
+) -> dict:
+    sched = lrs.LinearLR(
+        optimizer, 1.0, max(end_ratio, 1e-8), total_iters=_after_warmup(ctx, warmup_frac)
+    )
+    return _per_step(optimizer, sched, warmup_frac, ctx)
+
+
+def inverse_sqrt(optimizer: Optimizer, ctx: ScheduleContext, warmup_frac: float = 0.05) -> dict:
+    """lr * sqrt(w / step) after w warm-up steps (the Transformer schedule)."""
+    warmup = max(1, int(warmup_frac * ctx.total_steps))
+    sched = lrs.LambdaLR(
+        optimizer, lambda s: (s + 1) / warmup if s < warmup else (warmup / (s + 1)) ** 0.5
+    )
+    return {"scheduler": sched, "interval": "step"}
+
+
+def onecycle(
+    optimizer: Optimizer,
+    ctx: ScheduleContext,
+    pct_start: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> dict:
+    """Warm up to the optimizer's lr, then anneal far below it (Smith's 1cycle)."""
+    max_lr = [g["lr"] for g in optimizer.param_groups]
+    sched = lrs.OneCycleLR(
+        optimizer,
+        max_lr=max_lr,
+        total_steps=max(ctx.total_steps, 2),
+        pct_start=pct_start,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+    )
+    return {"scheduler": sched, "interval": "step"}
+
+
+def plateau(
+    optimizer: Optimizer,
+    ctx: ScheduleContext,
+    factor: float = 0.1,
+    patience: int = 5,
+    min_lr: float = 0.0,
+) -> dict:
+    """Divide the lr by 1/factor when the monitored validation metric stops improving."""
+    sched = lrs.ReduceLROnPlateau(
+        optimizer, mode=ctx.mode, factor=factor, patience=patience, min_lr=min_lr
+    )
+    return {"scheduler": sched, "interval": "epoch", "monitor": ctx.monitor}

@@ -1,0 +1,85 @@
+"""Predictions for new inputs: a CSV with the training features, or a folder of images.
+
+    python -m dlrecipe.eval ckpt_path=<run>/checkpoints/last.ckpt predict.input=new_rows.csv
+
+Inputs go through the same steps as in training (feature encoding, image size and channels,
+the checkpoint's normalization statistics). The output has one row per input: an id, the
+prediction and, for classification, one probability column per class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from dlrecipe.data.datamodule import DataModule
+from dlrecipe.data.sources.csv_table import feature_matrix, read_csv
+from dlrecipe.data.sources.image_folder import IMAGE_SUFFIXES, read_image
+from dlrecipe.errors import ConfigError
+from dlrecipe.models.module import LitModel
+from dlrecipe.models.tasks import predict_proba
+
+
+def read_inputs(
+    source: str, datamodule: DataModule
+) -> tuple[torch.Tensor, list[str], pd.Series | None]:
+    """(inputs, ids, true targets if the file has them) in the layout the model was trained on."""
+    info, path = datamodule.info, Path(source).expanduser()
+    if path.is_dir():
+        if not info.is_image:
+            raise ConfigError(
+                f"predict.input={source!r} is a folder, but this model was trained on a table"
+            )
+        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ConfigError(f"predict.input={source!r} holds no images")
+        channels, height, width = info.input_shape
+        mode = "L" if channels == 1 else "RGB"
+        images = torch.stack([read_image(f, (height, width), mode) for f in files])
+        return images, [str(f) for f in files], None
+    if info.is_image:
+        raise ConfigError(f"predict.input={source!r}: this model needs a folder of images")
+    frame = read_csv(str(path))
+    names = datamodule.data.feature_names
+    target = datamodule.source_args.get("target")
+    missing = [
+        n for n in names if n not in pd.get_dummies(frame).columns and n not in frame.columns
+    ]
+    if missing and len(missing) == len(names):
+        raise ConfigError(
+            f"predict.input={source!r} has none of the training features {names[:5]}..."
+        )
+    features = frame.drop(columns=[target]) if target in frame.columns else frame
+    x = torch.as_tensor(feature_matrix(features, names).to_numpy())
+    truth = frame[target] if target in frame.columns else None
+    return x, [str(i) for i in range(len(frame))], truth
+
+
+@torch.no_grad()
+def predict_table(
+    model: LitModel, datamodule: DataModule, source: str, batch_size: int = 1024
+) -> pd.DataFrame:
+    inputs, ids, truth = read_inputs(source, datamodule)
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    for start in range(0, len(inputs), batch_size):
+        x = datamodule.prepare_inputs(inputs[start : start + batch_size].to(device))
+        outputs.append(predict_proba(model(x), model.info.task).cpu())
+    probs = torch.cat(outputs)
+    info = model.info
+    table = pd.DataFrame({"id": ids})
+    if info.task == "regression":
+        table["prediction"] = probs.numpy()
+    elif info.task == "binary":
+        table["prediction"] = [info.class_names[int(p >= 0.5)] for p in probs]
+        table[f"prob_{info.class_names[1]}"] = probs.numpy()
+    else:
+        table["prediction"] = [info.class_names[i] for i in probs.argmax(-1)]
+        for c, name in enumerate(info.class_names):
+            table[f"prob_{name}"] = probs[:, c].numpy()
+    if truth is not None:
+        table["target"] = truth.to_numpy()
+    return table

@@ -1,0 +1,84 @@
+"""The end-of-run summary: a printed table and `summary.json` in the run directory.
+
+    cat outputs/train/<date>/<time>/summary.json
+
+One place that answers "how did the run go": test (and best-checkpoint validation) metrics,
+best epoch and checkpoint, parameter counts, wall time and throughput, and a note when the
+learning curves show over-fitting.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class RunSummary:
+    run_dir: str
+    task: str
+    main_metric: str
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    best_checkpoint: str | None = None
+    params_total: int = 0
+    params_trainable: int = 0
+    fit_seconds: float = 0.0
+    total_seconds: float = 0.0
+    train_steps: int = 0
+    learning_curves: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.train_steps / self.fit_seconds if self.fit_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "steps_per_second": self.steps_per_second}
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def print(self, console: Console | None = None) -> None:
+        console = console or Console()
+        table = Table(title=f"dlrecipe run summary ({self.task})", show_header=True)
+        table.add_column("metric")
+        table.add_column("validation (best ckpt)", justify="right")
+        table.add_column("test", justify="right")
+        names = sorted({k.split("/", 1)[1] for k in (*self.val_metrics, *self.test_metrics)})
+        names.sort(key=lambda n: (n != self.main_metric, n != "loss", n))
+        for name in names:
+            val, test = self.val_metrics.get(f"val/{name}"), self.test_metrics.get(f"test/{name}")
+            style = "bold" if name == self.main_metric else None
+            table.add_row(name, _fmt(val), _fmt(test), style=style)
+        console.print(table)
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(no_wrap=True)
+        facts.add_column(overflow="fold")  # paths are long; fold them rather than cut them
+        facts.add_row(
+            "best epoch", f"{self.best_epoch} of {self.epochs_run}" if self.best_epoch else "-"
+        )
+        facts.add_row("best checkpoint", self.best_checkpoint or "- (not saved)")
+        facts.add_row("parameters", f"{self.params_total:,} ({self.params_trainable:,} trainable)")
+        facts.add_row("wall time", f"{self.total_seconds:.1f} s (fit {self.fit_seconds:.1f} s)")
+        facts.add_row(
+            "throughput", f"{self.steps_per_second:.1f} steps/s ({self.train_steps} steps)"
+        )
+        if self.learning_curves:
+            facts.add_row("learning curves", self.learning_curves)
+        facts.add_row("run directory", self.run_dir)
+        console.print(facts)
+        for note in self.notes:
+            console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

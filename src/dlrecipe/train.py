@@ -1,0 +1,144 @@
+"""Train, validate and test one experiment; print and save a summary.
+
+    python -m dlrecipe.train                                   # digits CNN, the default experiment
+    python -m dlrecipe.train experiment=wine_mlp trainer.max_epochs=5
+    python -m dlrecipe.train data=csv data.path=my.csv data.target=label
+    python -m dlrecipe.train debug=fdr                         # one batch of everything, no files
+
+The chain: seed -> data -> model -> trainer (callbacks, loggers) -> fit -> validate and test the
+best checkpoint -> summary. Returns the value of `optimized_metric`, which a sweep reads.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from dlrecipe.builders import CONF_DIR, build_data, build_model, build_trainer
+from dlrecipe.callbacks.history import History
+from dlrecipe.checkpoints import check_compatible, load_checkpoint
+from dlrecipe.errors import ConfigError
+from dlrecipe.models.tasks import MAIN_METRIC
+from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
+from dlrecipe.report.summary import RunSummary
+
+
+def train(cfg: DictConfig) -> float | None:
+    started = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build_data(cfg)
+    info = datamodule.info
+    model = build_model(cfg, info)
+    if cfg.get("ckpt_path"):
+        check_compatible(load_checkpoint(cfg.ckpt_path), model, cfg.ckpt_path)
+    trainer = build_trainer(cfg, run_dir)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    fit_started = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_seconds = time.perf_counter() - fit_started
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+
+    best = _best_checkpoint(trainer)
+    val_metrics = _metrics(
+        trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+    )
+    test_metrics = {}
+    if len(datamodule.fold.test):
+        test_metrics = _metrics(
+            trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+        )
+
+    summary = _summarize(cfg, trainer, model, run_dir, best, val_metrics, test_metrics, fit_seconds)
+    summary.total_seconds = time.perf_counter() - started
+    if trainer.is_global_zero:
+        summary.write(run_dir / "summary.json")
+        summary.print()
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
+
+
+def _best_checkpoint(trainer: pl.Trainer) -> str | None:
+    """The best checkpoint's path; None (= current weights) when nothing was saved (fast_dev_run)."""
+    ckpt = trainer.checkpoint_callback
+    if isinstance(ckpt, ModelCheckpoint) and ckpt.best_model_path:
+        return ckpt.best_model_path
+    return None
+
+
+def _metrics(results: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(v) for k, v in results[0].items()} if results else {}
+
+
+def _summarize(
+    cfg, trainer, model, run_dir, best, val_metrics, test_metrics, fit_seconds
+) -> RunSummary:
+    history = next((c for c in trainer.callbacks if isinstance(c, History)), None)
+    rows = history.rows if history else []
+    main = MAIN_METRIC[model.info.task]
+    total, trainable = model.parameter_counts()
+    summary = RunSummary(
+        run_dir=str(run_dir),
+        task=model.info.task,
+        main_metric=main,
+        val_metrics=val_metrics,
+        test_metrics=test_metrics,
+        epochs_run=trainer.current_epoch,
+        best_checkpoint=best,
+        params_total=total,
+        params_trainable=trainable,
+        fit_seconds=fit_seconds,
+        train_steps=trainer.global_step,
+    )
+    summary.best_epoch = _best_epoch(rows, cfg.monitor.metric, cfg.monitor.mode)
+    if trainer.is_global_zero and rows:
+        summary.learning_curves = str(
+            plot_learning_curves(rows, run_dir / "learning_curves.png", main)
+        )
+        overfit = overfitting_epoch(rows)
+        if overfit:
+            summary.notes.append(
+                f"validation loss was lowest at epoch {overfit} and rose afterwards while training "
+                "loss kept falling: over-fitting (early stopping kept the best checkpoint)"
+            )
+    for logger in trainer.loggers:
+        logger.log_metrics({"params/total": total, "params/trainable": trainable})
+    return summary
+
+
+def _best_epoch(rows: list[dict[str, float]], metric: str, mode: str) -> int | None:
+    scored = [r for r in rows if metric in r]
+    if not scored:
+        return None
+    pick = min if mode == "min" else max
+    return int(pick(scored, key=lambda r: r[metric])["epoch"]) + 1
+
+
+def _optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in metrics:
+        raise ConfigError(
+            f"optimized_metric={name!r} was not logged; logged metrics: {sorted(metrics)}"
+        )
+    return metrics[name]
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
