@@ -13,15 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import DataInfo
+from dlrecipe.errors import unwrap_instantiation
 from dlrecipe.models.module import LitModel
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def instantiate(config: Any, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, but our ConfigErrors come out unwrapped (one clear message)."""
+    try:
+        return hydra_instantiate(config, **kwargs)
+    except InstantiationException as err:
+        raise unwrap_instantiation(err) from None
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:

@@ -6,6 +6,50 @@ Raised before any training step, always naming the offending key or value and th
 mistyped override costs seconds, not a training run.
 """
 
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
 
 class ConfigError(ValueError):
     """A configuration value or input file that cannot work; the message says how to fix it."""
+
+
+def unwrap_instantiation(err: Exception) -> Exception:
+    """Hydra wraps errors raised in a `_target_`'s constructor; return ours if it is inside."""
+    cause = err
+    while cause is not None:
+        if isinstance(cause, ConfigError):
+            return cause
+        cause = cause.__cause__
+    return err
+
+
+def exit_on_config_error(task: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Show a ConfigError as one clear line and exit 2, instead of a stack trace.
+
+    In a multirun the error is re-raised, so the sweeper can record the failed job and go on.
+    """
+
+    @functools.wraps(task)
+    def run(cfg: Any) -> T:
+        try:
+            return task(cfg)
+        except ConfigError as err:
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise
+            from rich.console import Console
+
+            Console(stderr=True, soft_wrap=True).print(
+                f"[bold red]error:[/bold red] {err}", highlight=False
+            )
+            raise SystemExit(2) from None
+
+    return run

@@ -14,13 +14,13 @@ import json
 from pathlib import Path
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from dlrecipe.builders import CONF_DIR, build_data, build_model
+from dlrecipe.builders import CONF_DIR, build_data, build_model, instantiate
 from dlrecipe.checkpoints import check_compatible, datamodule_state, load_checkpoint, run_config
+from dlrecipe.errors import exit_on_config_error
 from dlrecipe.predict import predict_table
 
 
@@ -71,6 +71,7 @@ def _print(metrics: dict[str, float], ckpt: str) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
+@exit_on_config_error
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

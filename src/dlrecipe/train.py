@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlrecipe.builders import CONF_DIR, build_data, build_model, build_trainer
 from dlrecipe.callbacks.history import History
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
-from dlrecipe.errors import ConfigError
+from dlrecipe.errors import ConfigError, exit_on_config_error
 from dlrecipe.models.tasks import MAIN_METRIC
 from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
 from dlrecipe.report.summary import RunSummary
@@ -136,6 +136,7 @@ def _optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+@exit_on_config_error
 def main(cfg: DictConfig) -> float | None:
     return train(cfg)
 

@@ -1,0 +1,88 @@
+"""The command line as a user types it: real processes, run directories, W&B offline, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+QUIET = ["trainer.enable_progress_bar=false", "callbacks.progress_bar=null"]
+
+
+def run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def run_dirs(cwd: Path, task: str) -> list[Path]:
+    return sorted(p for p in (cwd / "outputs" / task).glob("*/*") if p.is_dir())
+
+
+def test_default_experiment_reaches_097_and_prints_the_summary(tmp_path):
+    """What `make train` runs: the digits CNN, offline, test accuracy >= 0.97."""
+    result = run([sys.executable, "-m", "dlrecipe.train", *QUIET], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "dlrecipe run summary" in result.stdout and "best checkpoint" in result.stdout
+    (run_dir,) = run_dirs(tmp_path, "train")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["test_metrics"]["test/acc"] >= 0.97
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+
+def test_two_runs_never_share_a_run_directory(tmp_path):
+    for _ in range(2):
+        result = run([sys.executable, "-m", "dlrecipe.train", "debug=fdr", *QUIET], tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert len(run_dirs(tmp_path, "debug")) == 2
+
+
+def test_console_scripts_train_and_eval(tmp_path):
+    result = run([str(BIN / "dlrecipe-train"), "debug=limit", *QUIET], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = run_dirs(tmp_path, "debug")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    result = run([str(BIN / "dlrecipe-eval"), f"ckpt_path={summary['best_checkpoint']}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    acc = summary["test_metrics"]["test/acc"]
+    assert f"{acc:.6f}" in result.stdout  # eval prints the run's own test accuracy
+
+
+def test_wandb_logger_works_offline(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(
+        WANDB_DISABLE_GIT="true", HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9"
+    )
+    args = [sys.executable, "-m", "dlrecipe.train", "experiment=breast_cancer_mlp", "logger=wandb",
+            "trainer.max_epochs=2", *QUIET]  # fmt: skip
+    result = subprocess.run(
+        args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = run_dirs(tmp_path, "breast_cancer_mlp")
+    offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+    assert list(offline_runs[0].glob("*.wandb"))  # the run's data, ready for `wandb sync`
+
+
+def test_bad_input_exits_2_with_one_clear_line(tmp_path):
+    args = [sys.executable, "-m", "dlrecipe.train", "data=csv", "data.path=missing.csv",
+            "data.target=y", "model=mlp"]  # fmt: skip
+    result = run(args, tmp_path)
+    assert result.returncode == 2
+    assert "error: data.path='missing.csv' does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_user_csv_from_the_command_line(tmp_path, table_csv):
+    args = [sys.executable, "-m", "dlrecipe.train", "data=csv", f"data.path={table_csv}",
+            "data.target=label", "model=mlp", "trainer.max_epochs=3", *QUIET]  # fmt: skip
+    result = run(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = run_dirs(tmp_path, "train")
+    assert json.loads((run_dir / "summary.json").read_text())["task"] == "binary"
