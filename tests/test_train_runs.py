@@ -60,7 +60,7 @@ def test_csv_regression_and_classification(make_cfg, table_csv):
 
 def test_image_folder_trains_a_cnn(make_cfg, image_dir):
     cfg = make_cfg("data=image_folder", f"data.root={image_dir}", "data.num_workers=0",
-                   "model.net.channels=[8,16]", "trainer.max_epochs=5")  # fmt: skip
+                   "model.net.channels=[8,16]", "trainer.max_epochs=10", "data.batch_size=8")  # fmt: skip
     train(cfg)
     summary = _summary(cfg)
     assert summary["test_metrics"]["test/acc"] > 0.5  # the bars are easy; chance is 1/3

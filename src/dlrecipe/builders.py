@@ -43,9 +43,8 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
         return hydra_compose(config_name, overrides=overrides or [])
 
 
-def build_data(cfg: DictConfig, fold: int | None = None) -> DataModule:
-    extra = {} if fold is None else {"fold": fold}
-    return instantiate(cfg.data, _convert_="all", **extra)
+def build_data(cfg: DictConfig) -> DataModule:
+    return instantiate(cfg.data, _convert_="all")
 
 
 def build_model(cfg: DictConfig, info: DataInfo) -> LitModel:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from dlrecipe.data.datamodule import DataModule
+from dlrecipe.data.info import DataInfo
 from dlrecipe.data.sources.csv_table import feature_matrix, read_csv
 from dlrecipe.data.sources.image_folder import IMAGE_SUFFIXES, read_image
 from dlrecipe.errors import ConfigError
@@ -58,18 +60,19 @@ def read_inputs(
 
 
 @torch.no_grad()
-def predict_table(
-    model: LitModel, datamodule: DataModule, source: str, batch_size: int = 1024
-) -> pd.DataFrame:
-    inputs, ids, truth = read_inputs(source, datamodule)
+def predict_batches(model: LitModel, datamodule: DataModule, batches) -> torch.Tensor:
+    """Probabilities (classification) or values (regression) for raw batches of inputs."""
     model.eval()
     device = next(model.parameters()).device
-    outputs = []
-    for start in range(0, len(inputs), batch_size):
-        x = datamodule.prepare_inputs(inputs[start : start + batch_size].to(device))
-        outputs.append(predict_proba(model(x), model.info.task).cpu())
-    probs = torch.cat(outputs)
-    info = model.info
+    outputs = [
+        predict_proba(model(datamodule.prepare_inputs(x.to(device))), model.info.task).cpu()
+        for x in batches
+    ]
+    return torch.cat(outputs)
+
+
+def prediction_frame(info: DataInfo, probs: torch.Tensor, ids: list) -> pd.DataFrame:
+    """One row per sample: id, prediction (class name or value), one probability per class."""
     table = pd.DataFrame({"id": ids})
     if info.task == "regression":
         table["prediction"] = probs.numpy()
@@ -80,6 +83,25 @@ def predict_table(
         table["prediction"] = [info.class_names[i] for i in probs.argmax(-1)]
         for c, name in enumerate(info.class_names):
             table[f"prob_{name}"] = probs[:, c].numpy()
+    return table
+
+
+def predict_table(
+    model: LitModel, datamodule: DataModule, source: str, batch_size: int = 1024
+) -> pd.DataFrame:
+    inputs, ids, truth = read_inputs(source, datamodule)
+    batches = (inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size))
+    table = prediction_frame(model.info, predict_batches(model, datamodule, batches), ids)
     if truth is not None:
         table["target"] = truth.to_numpy()
     return table
+
+
+def split_predictions(model: LitModel, datamodule: DataModule, indices: np.ndarray) -> pd.DataFrame:
+    """Predictions for samples of the data set itself (a fold's validation or test part)."""
+    targets = datamodule.data.targets[torch.as_tensor(indices)]
+    batches = (x for x, _ in datamodule.batches(indices))
+    table = prediction_frame(model.info, predict_batches(model, datamodule, batches), list(indices))
+    names = model.info.class_names
+    table.insert(1, "target", targets.numpy() if not names else [names[int(t)] for t in targets])
+    return table.rename(columns={"id": "index"})

@@ -3,10 +3,13 @@
     python -m dlrecipe.train                                   # digits CNN, the default experiment
     python -m dlrecipe.train experiment=wine_mlp trainer.max_epochs=5
     python -m dlrecipe.train data=csv data.path=my.csv data.target=label
+    python -m dlrecipe.train experiment=wine_mlp data/split=stratified_kfold   # one fit per fold
     python -m dlrecipe.train debug=fdr                         # one batch of everything, no files
 
 The chain: seed -> data -> model -> trainer (callbacks, loggers) -> fit -> validate and test the
-best checkpoint -> summary. Returns the value of `optimized_metric`, which a sweep reads.
+best checkpoint -> predictions -> summary. With a K-fold split the chain runs once per fold and
+cv/ aggregates the folds. Returns the value of `optimized_metric` (the fold mean under K-fold),
+which a sweep reads.
 """
 
 from __future__ import annotations
@@ -22,21 +25,31 @@ from omegaconf import DictConfig, OmegaConf
 from dlrecipe.builders import CONF_DIR, build_data, build_model, build_trainer
 from dlrecipe.callbacks.history import History
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
+from dlrecipe.data.datamodule import DataModule
 from dlrecipe.errors import ConfigError, exit_on_config_error
 from dlrecipe.models.tasks import MAIN_METRIC
+from dlrecipe.predict import split_predictions
 from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
 from dlrecipe.report.summary import RunSummary
 
 
 def train(cfg: DictConfig) -> float | None:
+    datamodule = build_data(cfg)
+    if len(datamodule.folds) > 1 and datamodule.split.fold is None:
+        from dlrecipe.cv.runner import cross_validate
+
+        return cross_validate(cfg, datamodule, fit_fold)
+    return fit_fold(cfg, datamodule).optimized_value
+
+
+def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
+    """The whole chain for one split of the data; everything lands in cfg.paths.output_dir."""
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
 
-    datamodule = build_data(cfg)
-    info = datamodule.info
-    model = build_model(cfg, info)
+    model = build_model(cfg, datamodule.info)
     if cfg.get("ckpt_path"):
         check_compatible(load_checkpoint(cfg.ckpt_path), model, cfg.ckpt_path)
     trainer = build_trainer(cfg, run_dir)
@@ -60,12 +73,15 @@ def train(cfg: DictConfig) -> float | None:
         )
 
     summary = _summarize(cfg, trainer, model, run_dir, best, val_metrics, test_metrics, fit_seconds)
+    summary.fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    summary.optimized_value = _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
     summary.total_seconds = time.perf_counter() - started
     if trainer.is_global_zero:
+        _write_predictions(model, datamodule, run_dir)
         summary.write(run_dir / "summary.json")
         summary.print()
-    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
+    return summary
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:
@@ -80,6 +96,15 @@ def _metrics(results: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(v) for k, v in results[0].items()} if results else {}
 
 
+def _write_predictions(model, datamodule: DataModule, run_dir: Path) -> None:
+    """The best model's predictions on validation and test: for reports, OOF and fold ensembles."""
+    for stage, indices in (("val", datamodule.fold.val), ("test", datamodule.fold.test)):
+        if len(indices):
+            split_predictions(model, datamodule, indices).to_csv(
+                run_dir / f"{stage}_predictions.csv", index=False
+            )
+
+
 def _summarize(
     cfg, trainer, model, run_dir, best, val_metrics, test_metrics, fit_seconds
 ) -> RunSummary:
@@ -88,18 +113,12 @@ def _summarize(
     main = MAIN_METRIC[model.info.task]
     total, trainable = model.parameter_counts()
     summary = RunSummary(
-        run_dir=str(run_dir),
-        task=model.info.task,
-        main_metric=main,
-        val_metrics=val_metrics,
-        test_metrics=test_metrics,
-        epochs_run=trainer.current_epoch,
-        best_checkpoint=best,
-        params_total=total,
-        params_trainable=trainable,
-        fit_seconds=fit_seconds,
-        train_steps=trainer.global_step,
-    )
+        run_dir=str(run_dir), task=model.info.task, main_metric=main,
+        val_metrics=val_metrics, test_metrics=test_metrics, epochs_run=trainer.current_epoch,
+        best_checkpoint=best, params_total=total, params_trainable=trainable,
+        fit_seconds=fit_seconds, train_steps=trainer.global_step, info=model.info.to_dict(),
+        optimized_metric=cfg.get("optimized_metric"),
+    )  # fmt: skip
     summary.best_epoch = _best_epoch(rows, cfg.monitor.metric, cfg.monitor.mode)
     if trainer.is_global_zero and rows:
         summary.learning_curves = str(

@@ -35,6 +35,10 @@ class RunSummary:
     train_steps: int = 0
     learning_curves: str | None = None
     notes: list[str] = field(default_factory=list)
+    fold: str | None = None  # the fold's name under K-fold (fold3, repeat1_fold0)
+    info: dict[str, Any] = field(default_factory=dict)  # the DataInfo, for reports and CV
+    optimized_metric: str | None = None
+    optimized_value: float | None = None
 
     @property
     def steps_per_second(self) -> float:
@@ -49,7 +53,8 @@ class RunSummary:
 
     def print(self, console: Console | None = None) -> None:
         console = console or Console()
-        table = Table(title=f"dlrecipe run summary ({self.task})", show_header=True)
+        where = f", {self.fold}" if self.fold else ""
+        table = Table(title=f"dlrecipe run summary ({self.task}{where})", show_header=True)
         table.add_column("metric")
         table.add_column("validation (best ckpt)", justify="right")
         table.add_column("test", justify="right")

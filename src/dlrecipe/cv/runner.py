@@ -1,0 +1,50 @@
+"""Run every fold of a K-fold split in one process, each in its own sub-directory.
+
+    python -m dlrecipe.train experiment=wine_mlp data/split=stratified_kfold data.split.k=5
+
+The data is loaded once and shared by the folds (each fits its own normalization on its own
+training part). Each fold gets its own run directory, checkpoints, logger run and a seed
+derived from (seed, repeat, fold); the aggregate is written to the parent run directory.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+from dlrecipe.cv.summary import aggregate
+from dlrecipe.data.datamodule import DataModule
+from dlrecipe.report.summary import RunSummary
+
+
+def fold_config(cfg: DictConfig, index: int, name: str, run_dir: Path) -> DictConfig:
+    """The run config of one fold: its directory, its fold index and its own seed."""
+    fold_cfg = copy.deepcopy(cfg)
+    with open_dict(fold_cfg):
+        fold_cfg.data.split.seed = int(cfg.data.split.seed)  # pin the split before the seed moves
+        fold_cfg.data.split.fold = index
+        fold_cfg.seed = int(cfg.seed) + 1000 * index  # (seed, repeat, fold) -> one seed per fit
+        fold_cfg.paths.output_dir = str(run_dir / name)
+        if fold_cfg.get("logger") and fold_cfg.logger.get("wandb"):
+            fold_cfg.logger.wandb.group = fold_cfg.logger.wandb.get("group") or run_dir.name
+            fold_cfg.logger.wandb.name = f"{cfg.task_name}-{name}"
+    return fold_cfg
+
+
+def cross_validate(
+    cfg: DictConfig,
+    datamodule: DataModule,
+    fit_fold: Callable[[DictConfig, DataModule], RunSummary],
+) -> float | None:
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summaries = []
+    for index, fold in enumerate(datamodule.folds):
+        fold_cfg = fold_config(cfg, index, fold.name, run_dir)
+        summaries.append(fit_fold(fold_cfg, datamodule.for_fold(index)))
+    result = aggregate([Path(s.run_dir) for s in summaries], run_dir, cfg.get("optimized_metric"))
+    result.print()
+    return result.optimized_value

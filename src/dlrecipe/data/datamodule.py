@@ -1,0 +1,212 @@
+"""The DataModule: source -> split -> normalization (fitted on train) -> batches.
+
+    python -m dlrecipe.train data=breast_cancer data.batch_size=32
+
+Every data set goes through the same steps: the source loads it once, the split object gives
+train/val/test indices, normalization is fitted on the training indices only, and batches are
+made on the device side (`on_after_batch_transfer`): uint8 images become floats in [0, 1],
+training batches are augmented, then every batch is normalized. The `DataInfo` it exposes is
+what the model is built from.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from dlrecipe.data.augmentation import NoAugmentation
+from dlrecipe.data.info import DataInfo
+from dlrecipe.data.loaders import TensorBatches
+from dlrecipe.data.normalization import Standardize
+from dlrecipe.data.sources.base import SourceData
+from dlrecipe.data.splits import Fold, HoldoutSplit
+from dlrecipe.errors import ConfigError
+
+
+class DataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        source: Callable[..., SourceData],
+        split: HoldoutSplit,
+        normalization: Standardize | Any,
+        augmentation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        **source_args: Any,
+    ):
+        super().__init__()
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"data.{key}={value!r} must be a positive integer (e.g. 64)")
+        if num_workers < 0:
+            raise ConfigError(f"data.num_workers={num_workers} must be >= 0")
+        self.source, self.source_args = source, source_args
+        self.split, self.normalization = split, normalization
+        self.augmentation = augmentation or NoAugmentation()
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers = num_workers
+        # Hold-out has one fold; a K-fold split may name one (data.split.fold=i), else fold 0
+        # until train.py walks through them all with for_fold().
+        self.fold_index = getattr(split, "fold", None) or 0
+        self._unfitted_normalization = copy.deepcopy(normalization)
+        self._data: SourceData | None = None
+        self._folds: list[Fold] | None = None
+        self._restored_test: np.ndarray | None = None
+
+    # -- what the data knows ---------------------------------------------------------------
+    @property
+    def data(self) -> SourceData:
+        if self._data is None:
+            try:
+                self._data = self.source(**self.source_args)
+            except TypeError as err:  # an override the source does not take, e.g. data.pth=
+                raise ConfigError(f"data: {err}. Check the data.* keys of this data set.") from err
+        return self._data
+
+    @property
+    def folds(self) -> list[Fold]:
+        if self._folds is None:
+            self._folds = self.split.folds(self.data)
+        return self._folds
+
+    @property
+    def fold(self) -> Fold:
+        if not 0 <= self.fold_index < len(self.folds):
+            raise ConfigError(
+                f"data.split.fold={self.fold_index}: this split has {len(self.folds)} fold(s), "
+                f"numbered 0..{len(self.folds) - 1}"
+            )
+        return self.folds[self.fold_index]
+
+    def for_fold(self, index: int) -> DataModule:
+        """The same loaded data on another fold, with normalization to be fitted on its own train part."""
+        twin = copy.copy(self)
+        twin.fold_index = index
+        twin.normalization = copy.deepcopy(self._unfitted_normalization)
+        twin._restored_test = None
+        return twin
+
+    @property
+    def info(self) -> DataInfo:
+        data = self.data
+        return DataInfo(data.task, tuple(data.input_shape), list(data.class_names))
+
+    # -- Lightning hooks ---------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        fold = self.fold
+        if self._restored_test is not None and not np.array_equal(self._restored_test, fold.test):
+            raise ConfigError(
+                "the test indices differ from the checkpoint's: the data file or the split "
+                "settings changed since training, so its metrics cannot be reproduced"
+            )
+        if not self.normalization.fitted:
+            self.normalization.fit(self._float_batches(fold.train))
+
+    def train_dataloader(self) -> Iterable:
+        drop_last = len(self.fold.train) > self.batch_size  # a 1-sample batch breaks batch norm
+        # Overfitting one batch (debug=overfit) needs the same batch every epoch.
+        shuffle = not (self.trainer is not None and self.trainer.overfit_batches)
+        batch_size = min(self.batch_size, len(self.fold.train))
+        return self._loader(self.fold.train, batch_size, shuffle, drop_last)
+
+    def val_dataloader(self) -> Iterable:
+        return self._loader(self.fold.val, self.eval_batch_size, False, False)
+
+    def test_dataloader(self) -> Iterable:
+        return self._loader(self.fold.test, self.eval_batch_size, False, False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        x, y = batch
+        x = self.prepare_inputs(x, augment=self.trainer is not None and self.trainer.training)
+        return x, y
+
+    def prepare_inputs(self, x: torch.Tensor, augment: bool = False) -> torch.Tensor:
+        """Raw batch -> model input: scale uint8, augment (training only), normalize."""
+        x = to_float(x)
+        if augment:
+            x = self.augmentation(x)
+        return self.normalization(x)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "normalization": self.normalization.state_dict(),
+            "fold": self.fold_index,
+            "test_indices": torch.as_tensor(self.fold.test),
+            "info": self.info.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.normalization.load_state_dict(state["normalization"])
+        self.fold_index = int(state.get("fold", self.fold_index))
+        self._restored_test = np.asarray(state["test_indices"])
+
+    # -- batches -------------------------------------------------------------------------------
+    def _loader(
+        self, indices: np.ndarray, batch_size: int, shuffle: bool, drop_last: bool
+    ) -> Iterable:
+        data = self.data
+        rank, world = self._rank_world()
+        if isinstance(data.inputs, torch.Tensor):
+            seed = getattr(self.split, "seed", 0)
+            return TensorBatches(
+                data.inputs,
+                data.targets,
+                torch.as_tensor(indices),
+                batch_size,
+                shuffle,
+                drop_last,
+                seed,
+                rank,
+                world,
+            )
+        return DataLoader(
+            Subset(data.inputs, indices.tolist()),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def batches(self, indices: np.ndarray) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every sample of `indices` in order, unsharded (predictions written by rank 0)."""
+        data = self.data
+        if isinstance(data.inputs, torch.Tensor):
+            yield from TensorBatches(
+                data.inputs, data.targets, torch.as_tensor(indices), self.eval_batch_size
+            )
+        else:
+            loader = DataLoader(Subset(data.inputs, indices.tolist()), batch_size=self.eval_batch_size,
+                                num_workers=self.num_workers)  # fmt: skip
+            yield from loader
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _float_batches(self, indices: np.ndarray) -> Iterable[torch.Tensor]:
+        inputs = self.data.inputs
+        if isinstance(inputs, torch.Tensor):
+            for start in range(0, len(indices), 8192):
+                yield to_float(inputs[torch.as_tensor(indices[start : start + 8192])])
+        else:
+            loader = DataLoader(
+                Subset(inputs, indices.tolist()), batch_size=256, num_workers=self.num_workers
+            )
+            for x, _ in loader:
+                yield to_float(x)
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float in [0, 1]; float inputs unchanged."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()

@@ -1,0 +1,123 @@
+"""Your own images: a folder with one sub-folder per class (torchvision's ImageFolder layout).
+
+    python -m dlrecipe.train data=image_folder data.root=path/to/train model=cnn
+
+Optional `data.val_root` / `data.test_root` hold fixed validation / test images with the same
+class sub-folders; otherwise the hold-out split carves them from `data.root`. Images are
+resized to `data.image_size` and kept as uint8; folders that fit in `data.max_memory_mb` are
+decoded once into memory (fast path), larger ones are read lazily by DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dlrecipe.data.sources.base import SourceData
+from dlrecipe.errors import ConfigError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class ImageFiles(Dataset):
+    """(path, label) pairs decoded on access to uint8 (C, H, W) tensors of one fixed size."""
+
+    def __init__(self, files: list[Path], labels: list[int], size: tuple[int, int], mode: str):
+        self.files, self.labels, self.size, self.mode = files, labels, size, mode
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return read_image(self.files[i], self.size, self.mode), self.labels[i]
+
+
+def read_image(path: Path, size: tuple[int, int], mode: str) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img = img.convert(mode).resize((size[1], size[0]))
+        array = np.asarray(img, dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return torch.from_numpy(array.copy())
+
+
+def list_images(
+    root: str | Path, classes: list[str] | None = None
+) -> tuple[list[Path], list[int], list[str]]:
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"image folder {str(folder)!r} does not exist. Fix: data.root=<a folder of class sub-folders>"
+        )
+    found = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    classes = classes or found
+    if not classes:
+        raise ConfigError(
+            f"{str(folder)!r} has no class sub-folders (expected root/<class>/<image>)"
+        )
+    extra = sorted(set(found) - set(classes))
+    if extra:
+        raise ConfigError(f"{str(folder)!r} has classes {extra} that data.root does not have")
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        for f in sorted((folder / name).rglob("*")):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(f)
+                labels.append(label)
+    if not files:
+        raise ConfigError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {str(folder)!r}")
+    return files, labels, classes
+
+
+def load_image_folder(
+    root: str,
+    val_root: str | None = None,
+    test_root: str | None = None,
+    image_size: list[int] | int | None = None,
+    channels: int | None = None,
+    max_memory_mb: int = 2048,
+    num_workers: int = 0,
+) -> SourceData:
+    files, labels, classes = list_images(root)
+    parts = {"val": val_root, "test": test_root}
+    marks: dict[str, np.ndarray] = {}
+    for part, folder in parts.items():
+        if folder:
+            extra_files, extra_labels, _ = list_images(folder, classes)
+            marks[part] = np.arange(len(files), len(files) + len(extra_files))
+            files += extra_files
+            labels += extra_labels
+    from PIL import Image
+
+    with Image.open(files[0]) as first:
+        first_size, first_mode = (first.height, first.width), first.mode
+    size = _size(image_size) if image_size else first_size
+    channels = channels or (1 if first_mode in ("L", "1", "I", "I;16", "F") else 3)
+    if channels not in (1, 3):
+        raise ConfigError(f"data.channels={channels}: use 1 (grayscale) or 3 (RGB)")
+    dataset = ImageFiles(files, labels, size, "L" if channels == 1 else "RGB")
+    inputs: torch.Tensor | Dataset = dataset
+    if len(files) * channels * size[0] * size[1] <= max_memory_mb * 2**20:
+        loader = DataLoader(dataset, batch_size=256, num_workers=num_workers)
+        inputs = torch.cat([x for x, _ in loader])
+    return SourceData(
+        inputs,
+        torch.as_tensor(labels, dtype=torch.long),
+        "binary" if len(classes) == 2 else "multiclass",
+        class_names=classes,
+        input_shape=(channels, *size),
+        val_indices=marks.get("val"),
+        test_indices=marks.get("test"),
+    )
+
+
+def _size(image_size: list[int] | int) -> tuple[int, int]:
+    if isinstance(image_size, int):
+        return (image_size, image_size)
+    if len(image_size) != 2 or min(image_size) < 1:
+        raise ConfigError(f"data.image_size={image_size}: give [height, width] or one integer")
+    return (int(image_size[0]), int(image_size[1]))

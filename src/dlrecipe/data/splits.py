@@ -1,0 +1,114 @@
+"""Hold-out split: train / validation / test indices, deterministic by seed, stratified by class.
+
+    python -m dlrecipe.train data.split.val_frac=0.2 data.split.test_frac=0.2 data.split.seed=1
+
+A split object turns a `SourceData` into a list of `Fold`s; hold-out gives one fold. K-fold
+splitters (conf/data/split/kfold*.yaml) return several folds with the same interface, and
+train.py runs one fit per fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+from dlrecipe.data.sources.base import SourceData
+from dlrecipe.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Index sets into the source; `name` labels the fold's run sub-directory and logs."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    name: str = "holdout"
+
+    def __post_init__(self) -> None:
+        self.check_disjoint()
+
+    def check_disjoint(self) -> None:
+        """Leakage guard: no sample may be in two of train, validation and test."""
+        parts = {"train": self.train, "val": self.val, "test": self.test}
+        names = list(parts)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                shared = np.intersect1d(parts[a], parts[b])
+                if len(shared):
+                    raise AssertionError(f"{a} and {b} indices overlap ({len(shared)} samples)")
+
+
+class HoldoutSplit:
+    def __init__(
+        self, val_frac: float = 0.15, test_frac: float = 0.15, stratify: bool = True, seed: int = 0
+    ):
+        for key, value in (("val_frac", val_frac), ("test_frac", test_frac)):
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"data.split.{key}={value} must be in [0, 1)")
+        if val_frac + test_frac >= 1.0:
+            raise ConfigError(
+                f"data.split.val_frac + data.split.test_frac = {val_frac + test_frac:g} leaves no "
+                "training data; make their sum < 1 (e.g. val_frac=0.15 test_frac=0.15)"
+            )
+        if val_frac == 0:
+            raise ConfigError(
+                "data.split.val_frac=0: early stopping and checkpoints need a validation set"
+            )
+        self.val_frac, self.test_frac, self.stratify, self.seed = (
+            val_frac,
+            test_frac,
+            stratify,
+            seed,
+        )
+        self.fold = None  # one fold only; K-fold splits use this to pick one of theirs
+
+    def folds(self, data: SourceData) -> list[Fold]:
+        rest = np.arange(len(data))
+        labels = data.targets.numpy()
+        test = data.test_indices
+        if test is None:
+            rest, test = self._cut(rest, labels, self.test_frac, data.task)
+        else:
+            rest = np.setdiff1d(rest, test)
+        val = data.val_indices
+        if val is None:
+            # val_frac is a share of the whole data set, so the test cut does not shrink it.
+            share = self.val_frac / (1.0 - (len(test) / len(data)))
+            train, val = self._cut(rest, labels, min(share, 0.9), data.task)
+        else:
+            train = np.setdiff1d(rest, val)
+        return [Fold(np.sort(train), np.sort(val), np.sort(test))]
+
+    def _cut(self, idx: np.ndarray, labels: np.ndarray, frac: float, task: str):
+        stratify = self.stratify and task != "regression"
+        return hold_out(idx, labels, frac, self.seed, stratify)
+
+
+def hold_out(
+    idx: np.ndarray,
+    labels: np.ndarray,
+    frac: float,
+    seed: int,
+    stratify: bool,
+    groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split `idx` into (keep, cut) with `frac` of it cut: by group, stratified, or at random."""
+    if frac == 0:
+        return idx, np.array([], dtype=np.int64)
+    if groups is not None:  # whole groups go to one side, so no group leaks into the test set
+        splitter = GroupShuffleSplit(n_splits=1, test_size=frac, random_state=seed)
+        keep, cut = next(splitter.split(idx, groups=groups[idx]))
+        return idx[keep], idx[cut]
+    strata = labels[idx] if stratify else None
+    if strata is not None:
+        counts = np.bincount(strata)
+        if counts[counts > 0].min() < 2:
+            raise ConfigError(
+                "a class has fewer than 2 samples, so a stratified split is impossible; "
+                "add data or set data.split.stratify=false"
+            )
+    keep, cut = train_test_split(idx, test_size=frac, random_state=seed, stratify=strata)
+    return keep, cut
