@@ -29,6 +29,7 @@ from dlrecipe.data.datamodule import DataModule
 from dlrecipe.errors import ConfigError, exit_on_config_error
 from dlrecipe.models.tasks import MAIN_METRIC
 from dlrecipe.predict import split_predictions
+from dlrecipe.report.augmentation_grid import save_augmentation_grid
 from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
 from dlrecipe.report.summary import RunSummary
 
@@ -50,11 +51,14 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
     pl.seed_everything(cfg.seed, workers=True)
 
     model = build_model(cfg, datamodule.info)
+    datamodule.prepare_augmentation()  # a transform that cannot apply to this data fails now
     if cfg.get("ckpt_path"):
         check_compatible(load_checkpoint(cfg.ckpt_path), model, cfg.ckpt_path)
     trainer = build_trainer(cfg, run_dir)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if trainer.is_global_zero and datamodule.info.is_image and datamodule.augmentation.ops:
+        save_augmentation_grid(datamodule, run_dir / "augmentation_preview.png")
 
     fit_started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from dlrecipe.data.augmentation import NoAugmentation
+from dlrecipe.data.augmentation import Augmentation
 from dlrecipe.data.info import DataInfo
-from dlrecipe.data.loaders import TensorBatches
+from dlrecipe.data.loaders import AugmentedSamples, IndexedSamples, TensorBatches, to_float
 from dlrecipe.data.normalization import Standardize
 from dlrecipe.data.sources.base import SourceData
 from dlrecipe.data.splits import Fold, HoldoutSplit
@@ -35,7 +35,7 @@ class DataModule(pl.LightningDataModule):
         source: Callable[..., SourceData],
         split: HoldoutSplit,
         normalization: Standardize | Any,
-        augmentation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        augmentation: Augmentation | None = None,
         batch_size: int = 64,
         eval_batch_size: int = 512,
         num_workers: int = 0,
@@ -49,7 +49,7 @@ class DataModule(pl.LightningDataModule):
             raise ConfigError(f"data.num_workers={num_workers} must be >= 0")
         self.source, self.source_args = source, source_args
         self.split, self.normalization = split, normalization
-        self.augmentation = augmentation or NoAugmentation()
+        self.augmentation = augmentation or Augmentation()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
         # Hold-out has one fold; a K-fold split may name one (data.split.fold=i), else fold 0
@@ -108,13 +108,45 @@ class DataModule(pl.LightningDataModule):
             )
         if not self.normalization.fitted:
             self.normalization.fit(self._float_batches(fold.train))
+        self.prepare_augmentation()
+
+    def prepare_augmentation(self) -> None:
+        """Size the augmentation to this data; a transform that cannot apply fails here."""
+        info = self.info
+        if self.augmentation.mixes and info.task == "regression":
+            raise ConfigError(
+                "MixUp / CutMix mix class labels; set their alphas to 0 for regression"
+            )
+        self.augmentation.build(info.input_shape)
 
     def train_dataloader(self) -> Iterable:
         drop_last = len(self.fold.train) > self.batch_size  # a 1-sample batch breaks batch norm
         # Overfitting one batch (debug=overfit) needs the same batch every epoch.
         shuffle = not (self.trainer is not None and self.trainer.overfit_batches)
         batch_size = min(self.batch_size, len(self.fold.train))
+        if self.augments_in_workers:
+            return self._augmenting_loader(batch_size, shuffle, drop_last)
         return self._loader(self.fold.train, batch_size, shuffle, drop_last)
+
+    @property
+    def augments_in_workers(self) -> bool:
+        """Image augmentation runs per sample in DataLoader workers when there are any."""
+        return (
+            self.num_workers > 0 and self.info.is_image and self.augmentation.transform is not None
+        )
+
+    def _augmenting_loader(self, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        data, indices = self.data, self.fold.train
+        if isinstance(data.inputs, torch.Tensor):
+            base = IndexedSamples(data.inputs, data.targets, torch.as_tensor(indices))
+        else:
+            base = Subset(data.inputs, indices.tolist())
+        generator = torch.Generator().manual_seed(getattr(self.split, "seed", 0))
+        return DataLoader(
+            AugmentedSamples(base, self.augmentation.transform), batch_size=batch_size,
+            shuffle=shuffle, drop_last=drop_last, num_workers=self.num_workers,
+            persistent_workers=True, generator=generator, pin_memory=torch.cuda.is_available(),
+        )  # fmt: skip
 
     def val_dataloader(self) -> Iterable:
         return self._loader(self.fold.val, self.eval_batch_size, False, False)
@@ -124,15 +156,27 @@ class DataModule(pl.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         x, y = batch
-        x = self.prepare_inputs(x, augment=self.trainer is not None and self.trainer.training)
+        training = self.trainer is not None and self.trainer.training
+        x = self.prepare_inputs(x, augment=training)
+        if training and self.augmentation.mixes:
+            x, y = self.augmentation.mix(x, y, max(2, self.info.num_classes))
+            if self.info.task == "binary":
+                y = y[:, 1]  # BCE takes the soft probability of the positive class
         return x, y
 
     def prepare_inputs(self, x: torch.Tensor, augment: bool = False) -> torch.Tensor:
-        """Raw batch -> model input: scale uint8, augment (training only), normalize."""
+        """Raw batch -> model input: scale uint8, augment (training only), normalize.
+
+        Images are augmented in pixel space, before normalization; tables after it, so that
+        feature noise is measured in standard deviations of each feature.
+        """
         x = to_float(x)
-        if augment:
+        if augment and x.ndim == 4 and not self.augments_in_workers:
             x = self.augmentation(x)
-        return self.normalization(x)
+        x = self.normalization(x)
+        if augment and x.ndim != 4:
+            x = self.augmentation(x)
+        return x
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -205,8 +249,3 @@ class DataModule(pl.LightningDataModule):
             )
             for x, _ in loader:
                 yield to_float(x)
-
-
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> float in [0, 1]; float inputs unchanged."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()

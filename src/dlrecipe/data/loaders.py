@@ -10,9 +10,10 @@ is counted exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
+from torch.utils.data import Dataset
 
 
 class TensorBatches:
@@ -56,3 +57,36 @@ class TensorBatches:
         for start in range(0, min(stop, len(order)), self.batch_size):
             idx = order[start : start + self.batch_size]
             yield self.inputs[idx], self.targets[idx]
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float in [0, 1]; float inputs unchanged."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+class IndexedSamples(Dataset):
+    """Rows `indices` of in-memory tensors as a map-style dataset, without copying them."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor):
+        self.inputs, self.targets, self.indices = inputs, targets, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        j = self.indices[i]
+        return self.inputs[j], self.targets[j]
+
+
+class AugmentedSamples(Dataset):
+    """Per-sample augmentation inside DataLoader workers, in parallel with the training step."""
+
+    def __init__(self, base: Dataset, transform: Callable[[torch.Tensor], torch.Tensor]):
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.base[i]
+        return self.transform(to_float(x)), y

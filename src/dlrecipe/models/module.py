@@ -20,7 +20,14 @@ from dlrecipe.data.info import DataInfo
 from dlrecipe.models.init import initialize
 from dlrecipe.models.optim import build_optimizer, check_optimizer
 from dlrecipe.models.schedules import ScheduleContext
-from dlrecipe.models.tasks import MAIN_METRIC, build_loss, build_metrics, loss_inputs, predict_proba
+from dlrecipe.models.tasks import (
+    MAIN_METRIC,
+    build_loss,
+    build_metrics,
+    hard_targets,
+    loss_inputs,
+    predict_proba,
+)
 
 CONFIG_KEY = "dlrecipe_config"  # where the resolved run config is kept inside a checkpoint
 
@@ -66,7 +73,9 @@ class LitModel(pl.LightningModule):
         loss = self.loss_fn(*loss_inputs(out, y, self.info.task))
         # Epoch-level logging accumulates on the device: no host sync per step.
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.train_metric.update(predict_proba(out.detach(), self.info.task), y)
+        self.train_metric.update(
+            predict_proba(out.detach(), self.info.task), hard_targets(y, self.info.task)
+        )
         self.log(f"train/{self.main_metric}", self.train_metric, on_step=False, on_epoch=True)
         return loss
 

@@ -57,6 +57,15 @@ def loss_inputs(outputs: torch.Tensor, targets: torch.Tensor, task: str):
     return outputs.squeeze(-1), targets.float()
 
 
+def hard_targets(targets: torch.Tensor, task: str) -> torch.Tensor:
+    """Class labels from soft MixUp / CutMix targets, for metrics that need hard ones."""
+    if task == "multiclass" and targets.ndim == 2:
+        return targets.argmax(-1)
+    if task == "binary" and targets.is_floating_point():
+        return (targets > 0.5).long()
+    return targets
+
+
 def predict_proba(outputs: torch.Tensor, task: str) -> torch.Tensor:
     """Probabilities for classification (sigmoid / softmax), the value itself for regression."""
     if task == "multiclass":

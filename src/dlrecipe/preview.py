@@ -1,0 +1,45 @@
+"""Preview augmentation: a PNG grid of training samples and augmented versions of them.
+
+    python -m dlrecipe.preview data=digits data/augmentation=strong
+    python -m dlrecipe.preview data=image_folder data.root=photos 'data.augmentation.ops=[hflip,rotate]'
+
+Composed from the same conf/ as training, so every data override works. The grid is written
+to outputs/preview/<date>/<time>/augmentation_preview.png.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+from rich.console import Console
+
+from dlrecipe.builders import CONF_DIR, build_data
+from dlrecipe.errors import ConfigError, exit_on_config_error
+from dlrecipe.report.augmentation_grid import save_augmentation_grid
+
+
+def preview(cfg: DictConfig) -> Path:
+    datamodule = build_data(cfg)
+    if not datamodule.info.is_image:
+        raise ConfigError(
+            f"preview shows images, but data={cfg.data.get('name', 'this data')} is a table"
+        )
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = save_augmentation_grid(
+        datamodule, out_dir / "augmentation_preview.png", cfg.preview.samples, cfg.preview.versions
+    )
+    Console().print(f"augmentation preview: {path}")
+    return path
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="preview")
+@exit_on_config_error
+def main(cfg: DictConfig) -> None:
+    preview(cfg)
+
+
+if __name__ == "__main__":
+    main()
