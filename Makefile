@@ -2,7 +2,8 @@
 #   make train [ARGS="experiment=wine_mlp trainer.max_epochs=5"]   run an experiment
 #   make test  [PYTEST_ARGS="-k csv"]                             lint + the test suite
 # Each creates .venv and installs dlrecipe (editable, with [dev]) when it is missing or
-# pyproject.toml changed.
+# pyproject.toml changed; `make test` also installs PostgreSQL (apt-get) for the storage
+# tests when it is absent.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: train eval test lint format venv clean-outputs
+.PHONY: train eval test lint format venv postgres
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,5 +34,15 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint
+# The Optuna PostgreSQL storage is tested against a real server, which the tests start
+# themselves from Debian's package.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing PostgreSQL for the storage tests (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+test: lint postgres
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -11,15 +11,10 @@ the slowdown against no augmentation, with augmentation in the training process
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
-from pathlib import Path
 
-from dlrecipe.builders import compose
-from dlrecipe.train import train
+from benchlib import timed_run
 
-QUIET = ["trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "callbacks.progress_bar=null",
-         "callbacks.model_summary=null", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0"]  # fmt: skip
+SHORT = ["trainer.max_epochs=1", "trainer.num_sanity_val_steps=0"]
 CASES = {
     "digits 1x8x8, batch 64": ["data=digits"],
     "digits, 2 workers": ["data=digits", "data.num_workers=2"],
@@ -38,9 +33,7 @@ CASES = {
 
 
 def steps_per_second(overrides: list[str]) -> float:
-    with tempfile.TemporaryDirectory() as out:
-        train(compose([*QUIET, f"paths.output_dir={out}", *overrides]))
-        return json.loads((Path(out) / "summary.json").read_text())["steps_per_second"]
+    return timed_run([*SHORT, *overrides])[1]["steps_per_second"]
 
 
 def main() -> None:

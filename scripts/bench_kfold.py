@@ -12,27 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
-import time
 
-from dlrecipe.builders import compose
-from dlrecipe.train import train
-
-QUIET = [
-    "trainer.accelerator=cpu",
-    "trainer.enable_progress_bar=false",
-    "callbacks.progress_bar=null",
-    "callbacks.model_summary=null",
-    "callbacks.early_stopping=null",
-]
+from benchlib import timed_run
 
 
 def timed(overrides: list[str]) -> float:
-    with tempfile.TemporaryDirectory() as out:
-        cfg = compose([*QUIET, f"paths.output_dir={out}", *overrides])
-        start = time.perf_counter()
-        train(cfg)
-        return time.perf_counter() - start
+    return timed_run(["callbacks.early_stopping=null", *overrides])[0]
 
 
 def main() -> None:

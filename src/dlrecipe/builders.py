@@ -22,6 +22,7 @@ from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import unwrap_instantiation
 from dlrecipe.models.module import LitModel
+from dlrecipe.models.optim import rescale_lr
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -47,8 +48,26 @@ def build_data(cfg: DictConfig) -> DataModule:
     return instantiate(cfg.data, _convert_="all")
 
 
+def effective_batch_size(cfg: DictConfig) -> int:
+    """Samples per optimizer step: batch x accumulation (x devices x nodes when they are numbers)."""
+    trainer = cfg.trainer
+    devices = trainer.get("devices", 1)
+    devices = devices if isinstance(devices, int) and devices > 0 else 1
+    return (
+        int(cfg.data.batch_size)
+        * int(trainer.get("accumulate_grad_batches", 1))
+        * devices
+        * int(trainer.get("num_nodes", 1))
+    )
+
+
 def build_model(cfg: DictConfig, info: DataInfo) -> LitModel:
     model = instantiate(cfg.model, info=info.to_dict(), _convert_="all")
+    scaling = cfg.get("lr_scaling") or {}
+    model.optimizer_factory = rescale_lr(
+        model.optimizer_factory, effective_batch_size(cfg), int(scaling.get("base_batch_size", 64)),
+        scaling.get("rule", "none"),
+    )  # fmt: skip
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     return model
 
@@ -71,9 +90,9 @@ def build_callbacks(cfg: DictConfig, has_logger: bool = True) -> list[pl.Callbac
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, **kwargs: Any) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks: list[pl.Callback] = (), **kwargs: Any) -> pl.Trainer:  # fmt: skip
     loggers = build_loggers(cfg)
-    callbacks = build_callbacks(cfg, has_logger=bool(loggers))
+    callbacks = [*build_callbacks(cfg, has_logger=bool(loggers)), *extra_callbacks]
     return instantiate(
         cfg.trainer,
         callbacks=callbacks,

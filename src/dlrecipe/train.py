@@ -22,7 +22,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from dlrecipe.builders import CONF_DIR, build_data, build_model, build_trainer
+from dlrecipe.builders import CONF_DIR, build_data, build_model, build_trainer, effective_batch_size
 from dlrecipe.callbacks.history import History
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
@@ -32,9 +32,11 @@ from dlrecipe.predict import split_predictions
 from dlrecipe.report.augmentation_grid import save_augmentation_grid
 from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
 from dlrecipe.report.summary import RunSummary
+from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
 
 
 def train(cfg: DictConfig) -> float | None:
+    cfg = name_trial_runs(cfg)
     datamodule = build_data(cfg)
     if len(datamodule.folds) > 1 and datamodule.split.fold is None:
         from dlrecipe.cv.runner import cross_validate
@@ -54,38 +56,68 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
     datamodule.prepare_augmentation()  # a transform that cannot apply to this data fails now
     if cfg.get("ckpt_path"):
         check_compatible(load_checkpoint(cfg.ckpt_path), model, cfg.ckpt_path)
-    trainer = build_trainer(cfg, run_dir)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    pruning = _pruning_callbacks(cfg, datamodule)
+    trainer = build_trainer(cfg, run_dir, extra_callbacks=pruning)
+    _log_config(trainer, cfg)
     if trainer.is_global_zero and datamodule.info.is_image and datamodule.augmentation.ops:
         save_augmentation_grid(datamodule, run_dir / "augmentation_preview.png")
 
-    fit_started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    fit_seconds = time.perf_counter() - fit_started
-    if trainer.interrupted:
-        raise KeyboardInterrupt
-
-    best = _best_checkpoint(trainer)
-    val_metrics = _metrics(
-        trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-    )
-    test_metrics = {}
-    if len(datamodule.fold.test):
-        test_metrics = _metrics(
-            trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+    try:
+        fit_started = time.perf_counter()
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        fit_seconds = time.perf_counter() - fit_started
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        if pruning and pruning[0].pruned_at is not None:
+            raise_pruned(pruning[0])
+        best = _best_checkpoint(trainer)
+        val_metrics, test_metrics = _evaluate_best(trainer, model, datamodule, best)
+        summary = _summarize(
+            cfg, trainer, model, run_dir, best, val_metrics, test_metrics, fit_seconds
         )
+        summary.fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
+        logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        summary.optimized_value = _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
+        summary.total_seconds = time.perf_counter() - started
+        if trainer.is_global_zero:
+            _write_predictions(model, datamodule, run_dir)
+            summary.write(run_dir / "summary.json")
+            summary.print()
+        return summary
+    finally:
+        close_wandb(trainer)  # each fold and each trial is its own W&B run
 
-    summary = _summarize(cfg, trainer, model, run_dir, best, val_metrics, test_metrics, fit_seconds)
-    summary.fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
-    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    summary.optimized_value = _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
-    summary.total_seconds = time.perf_counter() - started
-    if trainer.is_global_zero:
-        _write_predictions(model, datamodule, run_dir)
-        summary.write(run_dir / "summary.json")
-        summary.print()
-    return summary
+
+def _pruning_callbacks(cfg: DictConfig, datamodule: DataModule) -> list[OptunaPruning]:
+    trial = trial_for(cfg)
+    if trial is None:
+        return []
+    steps_before = datamodule.fold_index * int(
+        cfg.trainer.max_epochs
+    )  # K-fold: count on across folds
+    return [OptunaPruning(trial, cfg.optimized_metric, steps_before)]
+
+
+def _log_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for logger in trainer.loggers:
+        logger.log_hyperparams({**config, "effective_batch_size": effective_batch_size(cfg)})
+
+
+def _evaluate_best(trainer, model, datamodule: DataModule, best: str | None) -> tuple[dict, dict]:
+    """Validation and test metrics of the best checkpoint (the test set only touched here)."""
+    val = _metrics(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False))
+    test = {}
+    if len(datamodule.fold.test):
+        test = _metrics(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False))
+    return val, test
+
+
+def close_wandb(trainer: pl.Trainer) -> None:
+    if any(type(lg).__name__ == "WandbLogger" for lg in trainer.loggers):
+        import wandb
+
+        wandb.finish()
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:

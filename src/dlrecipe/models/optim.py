@@ -48,3 +48,25 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     weight_decay = optimizer_settings(optimizer).get("weight_decay", 0.0)
     return optimizer(param_groups(module, weight_decay))
+
+
+LR_RULES = ("none", "linear", "sqrt")
+
+
+def rescale_lr(
+    optimizer: Callable[..., torch.optim.Optimizer],
+    effective_batch: int,
+    base_batch: int,
+    rule: str,
+) -> Callable[..., torch.optim.Optimizer]:
+    """The optimizer with lr x (effective / base) (linear, Goyal et al.) or its square root."""
+    if rule not in LR_RULES:
+        raise ConfigError(f"lr_scaling.rule={rule!r}: choose one of {list(LR_RULES)}")
+    if base_batch < 1:
+        raise ConfigError(f"lr_scaling.base_batch_size={base_batch} must be >= 1")
+    settings = optimizer_settings(optimizer)
+    if rule == "none" or "lr" not in settings:
+        return optimizer
+    ratio = effective_batch / base_batch
+    factor = ratio if rule == "linear" else ratio**0.5
+    return partial(optimizer.func, *optimizer.args, **{**settings, "lr": settings["lr"] * factor})

@@ -1,0 +1,1 @@
+"""Optuna sweeps: search spaces, storages, the sweep loop, in-job pruning and the sweep report."""

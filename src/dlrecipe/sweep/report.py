@@ -1,0 +1,137 @@
+"""The sweep summary: best trial, a table of all trials, plots and the overrides that reproduce the best.
+
+    python -m dlrecipe.sweep_report outputs/sweep/sweeps/digits_lr_bs
+
+Written into the sweep directory at the end of every sweep (and by the command above):
+`trials.csv`, `sweep_summary.json`, `best_overrides.yaml`, and PNGs of the optimization
+history, parameter importances and a slice plot (optuna.visualization.matplotlib).
+Open the study live with `optuna-dashboard <storage>` (pip install optuna-dashboard).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.table import Table
+
+from dlrecipe.sweep.space import override_value
+
+log = logging.getLogger(__name__)
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        duration = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        values = t.values or []
+        row = {"number": t.number, "state": t.state.name, "duration_s": duration}
+        for i, v in enumerate(values):
+            row["value" if len(values) == 1 else f"value_{i}"] = v
+        row["last_step"] = t.last_step
+        row.update({f"params.{k}": v for k, v in t.params.items()})
+        row["error"] = t.user_attrs.get("error", "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_sweep_report(study: optuna.Study, sweep_dir: Path, fixed: list[str], storage: str, console: Console | None = None) -> dict:  # fmt: skip
+    console = console or Console()
+    table = trials_table(study)
+    table.to_csv(sweep_dir / "trials.csv", index=False)
+    counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
+    summary: dict = {
+        "study_name": study.study_name,
+        "storage": storage,
+        "counts": counts,
+        "fixed_overrides": fixed,
+    }
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if complete and len(study.directions) == 1:
+        best = study.best_trial
+        summary.update(best_number=best.number, best_value=best.value, best_params=best.params)
+        # hydra.mode=RUN: one ordinary run with the preset's fixed settings, not a new sweep.
+        overrides = [
+            *fixed,
+            *(f"{k}={override_value(v)}" for k, v in best.params.items()),
+            "hydra.mode=RUN",
+        ]
+        lines = [
+            "# Reproduce the best trial:",
+            "#   python -m dlrecipe.train " + " ".join(overrides),
+        ]
+        (sweep_dir / "best_overrides.yaml").write_text(
+            "\n".join(lines) + "\n" + "\n".join(f"- {o}" for o in overrides) + "\n"
+        )
+        summary["plots"] = _plots(study, sweep_dir)
+    elif complete:
+        summary["best_trials"] = [
+            {"number": t.number, "values": t.values, "params": t.params} for t in study.best_trials
+        ]
+    (sweep_dir / "sweep_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    _print(console, study, table, summary, sweep_dir)
+    return summary
+
+
+def _plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # no "categorical units" chatter
+    made = []
+    plots = {"optimization_history": ovm.plot_optimization_history, "slice": ovm.plot_slice}
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) >= 3:
+        plots["param_importances"] = ovm.plot_param_importances
+    for name, plot in plots.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
+                axes = plot(study)
+                figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+                if name == "slice":  # one panel per parameter: give each room beside the colour bar
+                    figure.set_size_inches(4.2 * len(study.best_trial.params) + 1.5, 4.8)
+            path = sweep_dir / f"{name}.png"
+            figure.savefig(path, dpi=100, bbox_inches="tight")
+            plt.close(figure)
+            made.append(str(path))
+        except Exception as err:  # a plot must never fail the sweep (e.g. importances need variety)
+            log.info("skipped the %s plot: %s", name, err)
+    return made
+
+
+def _print(
+    console: Console, study: optuna.Study, table: pd.DataFrame, summary: dict, sweep_dir: Path
+) -> None:
+    shown = Table(title=f"study {study.study_name}: {len(table)} trials")
+    columns = [c for c in table.columns if c not in ("error", "last_step")]
+    for c in columns:
+        shown.add_column(c.removeprefix("params."), justify="right")
+    for _, row in table.tail(30).iterrows():
+        shown.add_row(*(_fmt(row[c]) for c in columns))
+    console.print(shown)
+    counts = ", ".join(f"{n.lower()} {c}" for n, c in summary["counts"].items() if c)
+    console.print(f"trials: {counts}")
+    if "best_value" in summary:
+        console.print(
+            f"best: trial {summary['best_number']} value {summary['best_value']:.5g} params {summary['best_params']}"
+        )
+        console.print(f"reproduce it with the overrides in {sweep_dir / 'best_overrides.yaml'}")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.4g}"
+    return str(value)

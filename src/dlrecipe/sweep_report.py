@@ -1,0 +1,54 @@
+"""Rewrite a sweep's summary, table and plots from its study (also while the sweep still runs).
+
+python -m dlrecipe.sweep_report outputs/sweep/sweeps/digits_lr_bs
+python -m dlrecipe.sweep_report <dir> --storage postgresql+psycopg://host/db --study digits_lr_bs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dlrecipe.errors import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument(
+        "--storage",
+        default=None,
+        help="default: the sweep's own storage (sweep_summary.json or study.journal)",
+    )
+    parser.add_argument(
+        "--study", default=None, help="default: the study recorded in the sweep directory"
+    )
+    args = parser.parse_args(argv)
+    import optuna
+
+    from dlrecipe.sweep.report import write_sweep_report
+    from dlrecipe.sweep.storage import make_storage
+
+    try:
+        saved = args.sweep_dir / "sweep_summary.json"
+        known = json.loads(saved.read_text()) if saved.is_file() else {}
+        url = args.storage or known.get("storage") or str(args.sweep_dir / "study.journal")
+        if "://" not in url and not Path(url).is_file():
+            raise ConfigError(f"no study storage at {url}; pass --storage")
+        storage = make_storage(url)
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        name = args.study or known.get("study_name") or (names[0] if len(names) == 1 else None)
+        if name not in names:
+            raise ConfigError(f"study {name!r} is not in {url}; studies there: {names}")
+        study = optuna.load_study(study_name=name, storage=storage)
+        write_sweep_report(study, args.sweep_dir, known.get("fixed_overrides", []), url)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
