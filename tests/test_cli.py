@@ -51,6 +51,10 @@ def test_console_scripts_train_and_eval(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     acc = summary["test_metrics"]["test/acc"]
     assert f"{acc:.6f}" in result.stdout  # eval prints the run's own test accuracy
+    (run_dir / "report" / "index.html").unlink()
+    result = run([sys.executable, "-m", "dlrecipe.report", str(run_dir)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / "report" / "index.html").is_file()
 
 
 def test_wandb_logger_works_offline(tmp_path):

@@ -14,30 +14,42 @@ import json
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from dlrecipe.builders import CONF_DIR, build_data, build_model, instantiate
 from dlrecipe.checkpoints import check_compatible, datamodule_state, load_checkpoint, run_config
+from dlrecipe.data.datamodule import DataModule
 from dlrecipe.errors import exit_on_config_error
+from dlrecipe.models.module import LitModel
 from dlrecipe.predict import predict_table
 
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    run_cfg = run_config(cfg.ckpt_path, checkpoint)
-    run_cfg.paths = cfg.paths  # data paths relative to here; nothing written into the old run
-
+def restore(
+    ckpt_path: str | Path, paths: DictConfig | None = None
+) -> tuple[DictConfig, DataModule, LitModel]:
+    """The run that wrote a checkpoint, rebuilt: its config, its data pipeline, its weights."""
+    checkpoint = load_checkpoint(ckpt_path)
+    run_cfg = run_config(ckpt_path, checkpoint)
+    if paths is None:  # outside Hydra: the run's own directory, its data directory as configured
+        paths = OmegaConf.create({"output_dir": str(Path(ckpt_path).resolve().parent.parent),
+                                  "data_dir": OmegaConf.to_container(run_cfg.paths)["data_dir"]})  # fmt: skip
+    run_cfg.paths = paths  # data paths relative to here; nothing written into the old run
     datamodule = build_data(run_cfg)
     state = datamodule_state(checkpoint)
     if state:
         datamodule.load_state_dict(state)
     model = build_model(run_cfg, datamodule.info)
-    check_compatible(checkpoint, model, cfg.ckpt_path)
+    check_compatible(checkpoint, model, ckpt_path)
     model.load_state_dict(checkpoint["state_dict"])
+    return run_cfg, datamodule, model
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _, datamodule, model = restore(cfg.ckpt_path, cfg.paths)
 
     trainer = instantiate(
         cfg.trainer,

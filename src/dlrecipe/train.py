@@ -30,6 +30,7 @@ from dlrecipe.errors import ConfigError, exit_on_config_error
 from dlrecipe.models.tasks import MAIN_METRIC
 from dlrecipe.predict import split_predictions
 from dlrecipe.report.augmentation_grid import save_augmentation_grid
+from dlrecipe.report.build import write_report
 from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
 from dlrecipe.report.summary import RunSummary
 from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
@@ -82,6 +83,11 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         if trainer.is_global_zero:
             _write_predictions(model, datamodule, run_dir)
             summary.write(run_dir / "summary.json")
+            if cfg.get("report") and cfg.report.enabled:
+                summary.report = str(
+                    write_report(run_dir, model, datamodule, cfg.report, trainer.loggers)
+                )
+                summary.write(run_dir / "summary.json")
             summary.print()
         return summary
     finally:

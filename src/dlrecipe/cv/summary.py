@@ -104,6 +104,9 @@ def aggregate(
         result.ensemble = ensemble_metrics([pd.read_csv(f) for f in test_files], info)
     _write_oof(fold_dirs, summaries, out_dir)
     result.write(out_dir)
+    from dlrecipe.report.build import write_cv_report
+
+    write_cv_report(out_dir, result)
     return result
 
 

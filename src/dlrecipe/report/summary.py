@@ -39,6 +39,7 @@ class RunSummary:
     info: dict[str, Any] = field(default_factory=dict)  # the DataInfo, for reports and CV
     optimized_metric: str | None = None
     optimized_value: float | None = None
+    report: str | None = None  # report/index.html
 
     @property
     def steps_per_second(self) -> float:
@@ -79,6 +80,8 @@ class RunSummary:
         )
         if self.learning_curves:
             facts.add_row("learning curves", self.learning_curves)
+        if self.report:
+            facts.add_row("report", self.report)
         facts.add_row("run directory", self.run_dir)
         console.print(facts)
         for note in self.notes:

@@ -1,0 +1,63 @@
+"""Rebuild a finished run's report from its checkpoint and config.
+
+python -m dlrecipe.report outputs/train/<date>/<time>
+python -m dlrecipe.report <run dir> --target-layer net.features.3 --worst-k 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dlrecipe.errors import ConfigError
+
+
+def checkpoint_of(run_dir: Path) -> Path:
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        best = json.loads(summary.read_text()).get("best_checkpoint")
+        if best and Path(best).is_file():
+            return Path(best)
+    found = sorted((run_dir / "checkpoints").glob("best*.ckpt")) or sorted(
+        (run_dir / "checkpoints").glob("*.ckpt")
+    )
+    if not found:
+        raise ConfigError(
+            f"{run_dir} has no checkpoint (checkpoints/*.ckpt); the report needs a finished run "
+            "(debug=fdr runs save none)"
+        )
+    return found[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--target-layer", default=None, help="Grad-CAM layer, e.g. net.features.6")
+    parser.add_argument("--worst-k", type=int, default=16)
+    parser.add_argument("--cam-samples", type=int, default=8)
+    args = parser.parse_args(argv)
+    try:
+        if not args.run_dir.is_dir():
+            raise ConfigError(f"{args.run_dir} is not a run directory")
+        from dlrecipe.eval import restore
+        from dlrecipe.report.build import write_report
+
+        _, datamodule, model = restore(checkpoint_of(args.run_dir))
+        datamodule.setup("test")
+        settings = {
+            "worst_k": args.worst_k,
+            "target_layer": args.target_layer,
+            "cam_samples": args.cam_samples,
+        }
+        index = write_report(args.run_dir, model, datamodule, settings)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"report: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Evaluation figures: confusion matrix, ROC / precision-recall, calibration, regression fit.
+
+    python -m dlrecipe.report outputs/train/<date>/<time>
+
+Every function takes plain arrays (targets, predicted probabilities or values) and writes one
+PNG; class names come from the data's DataInfo so axes read as the user's labels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, names: list[str], path: Path) -> Path:
+    plt = _pyplot()
+    labels = list(range(len(names)))
+    counts = skm.confusion_matrix(y_true, y_pred, labels=labels)
+    rows = counts.sum(1, keepdims=True)
+    normalized = np.divide(counts, rows, out=np.zeros_like(counts, dtype=float), where=rows > 0)
+    size = max(4.5, 0.45 * len(names) + 2.5)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size, size))
+    for ax, matrix, title, fmt in (
+        (axes[0], counts, "counts", "d"),
+        (axes[1], normalized, "normalized by true class", ".2f"),
+    ):
+        ax.imshow(matrix, cmap="Blues")
+        ax.set_title(f"confusion matrix ({title})")
+        ax.set_xticks(labels, names, rotation=45, ha="right")
+        ax.set_yticks(labels, names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        if len(names) <= 20:
+            top = matrix.max() or 1
+            for i in labels:
+                for j in labels:
+                    ax.text(j, i, format(matrix[i, j], fmt), ha="center", va="center", fontsize=8,
+                            color="white" if matrix[i, j] > top / 2 else "black")  # fmt: skip
+    return _save(fig, path)
+
+
+def per_class(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> list[dict]:
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y_true, y_pred, labels=list(range(len(names))), zero_division=0
+    )
+    return [
+        {"class": n, "precision": p, "recall": r, "f1": f, "support": int(s)}
+        for n, p, r, f, s in zip(names, precision, recall, f1, support, strict=True)
+    ]
+
+
+def roc_pr(y_true: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> Path:
+    """ROC and precision-recall curves; one-vs-rest per class for multiclass."""
+    plt = _pyplot()
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    curves = (
+        [(names[1], y_true == 1, probs)]
+        if probs.ndim == 1
+        else [(n, y_true == c, probs[:, c]) for c, n in enumerate(names)]
+    )
+    for name, positive, score in curves:
+        if positive.all() or not positive.any():
+            continue
+        fpr, tpr, _ = skm.roc_curve(positive, score)
+        precision, recall, _ = skm.precision_recall_curve(positive, score)
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUC {skm.auc(fpr, tpr):.3f})")
+        pr_ax.plot(
+            recall,
+            precision,
+            label=f"{name} (AP {skm.average_precision_score(positive, score):.3f})",
+        )
+    roc_ax.plot([0, 1], [0, 1], "k:", linewidth=1)
+    roc_ax.set(title="ROC", xlabel="false positive rate", ylabel="true positive rate")
+    pr_ax.set(title="precision-recall", xlabel="recall", ylabel="precision")
+    for ax in (roc_ax, pr_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "lower left")
+    return _save(fig, path)
+
+
+def calibration(y_true: np.ndarray, probs: np.ndarray, path: Path, bins: int = 10) -> Path:
+    """Reliability diagram: predicted confidence against observed accuracy, per confidence bin."""
+    plt = _pyplot()
+    if probs.ndim == 1:  # binary: probability of the positive class vs its frequency
+        confidence, correct = probs, (y_true == 1).astype(float)
+        xlabel = "predicted probability of the positive class"
+    else:  # multiclass: top-label confidence vs accuracy
+        confidence, correct = probs.max(1), (probs.argmax(1) == y_true).astype(float)
+        xlabel = "confidence of the predicted class"
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
+    centers, observed, counts = [], [], []
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            centers.append(confidence[mask].mean())
+            observed.append(correct[mask].mean())
+            counts.append(mask.sum())
+    ece = sum(c * abs(o - m) for c, o, m in zip(counts, observed, centers, strict=True)) / max(
+        1, len(confidence)
+    )
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.plot([0, 1], [0, 1], "k:", linewidth=1, label="perfect calibration")
+    ax.plot(centers, observed, "o-", label=f"model (ECE {ece:.3f})")
+    for x, y, n in zip(
+        centers, observed, counts, strict=True
+    ):  # sparse bins are noisy: say how sparse
+        ax.annotate(
+            str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#555"
+        )
+    ax.set(
+        title="calibration (reliability)",
+        xlabel=xlabel,
+        ylabel="observed frequency",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def regression(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> Path:
+    plt = _pyplot()
+    fig, (fit_ax, res_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    fit_ax.scatter(y_true, y_pred, s=12, alpha=0.7)
+    fit_ax.plot([low, high], [low, high], "k:", linewidth=1)
+    fit_ax.set(title="predicted vs true", xlabel="true", ylabel="predicted")
+    residuals = y_pred - y_true
+    res_ax.scatter(y_pred, residuals, s=12, alpha=0.7)
+    res_ax.axhline(0, color="k", linestyle=":", linewidth=1)
+    res_ax.set(title="residuals", xlabel="predicted", ylabel="predicted - true")
+    for ax in (fit_ax, res_ax):
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
