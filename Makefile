@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: train eval test lint format venv postgres
+.PHONY: train eval test lint format venv postgres bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ train: $(VENV)/.installed
 
 eval: $(VENV)/.installed
 	$(PY) -m dlrecipe.eval $(ARGS)
+
+# dlrecipe against a hand-written PyTorch loop, side by side in one process.
+bench: $(VENV)/.installed
+	$(PY) scripts/bench_throughput.py $(ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

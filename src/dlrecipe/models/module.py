@@ -22,6 +22,7 @@ from dlrecipe.models.optim import build_optimizer, check_optimizer
 from dlrecipe.models.schedules import ScheduleContext
 from dlrecipe.models.tasks import (
     MAIN_METRIC,
+    batch_score,
     build_loss,
     build_metrics,
     hard_targets,
@@ -57,7 +58,6 @@ class LitModel(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.main_metric = MAIN_METRIC[self.info.task]
         metrics = build_metrics(self.info)
-        self.train_metric = metrics[self.main_metric].clone()
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.run_config: dict[str, Any] | None = None  # set by train.py, saved with checkpoints
@@ -71,13 +71,19 @@ class LitModel(pl.LightningModule):
         x, y = batch
         out = self.net(x)
         loss = self.loss_fn(*loss_inputs(out, y, self.info.task))
-        # Epoch-level logging accumulates on the device: no host sync per step.
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.train_metric.update(
-            predict_proba(out.detach(), self.info.task), hard_targets(y, self.info.task)
-        )
-        self.log(f"train/{self.main_metric}", self.train_metric, on_step=False, on_epoch=True)
+        # Epoch means summed on the device and logged once, at the epoch's last batch: a
+        # self.log call or a torchmetrics update per step costs more than a small model's step.
+        n = len(y)
+        score = batch_score(out.detach(), hard_targets(y, self.info.task), self.info.task)
+        self._epoch_sums += torch.stack([loss.detach() * n, score * n, loss.new_tensor(n)])
+        if batch_idx + 1 >= self.trainer.num_training_batches:
+            loss_sum, score_sum, count = self._epoch_sums
+            self.log("train/loss", loss_sum / count, on_step=False, on_epoch=True, prog_bar=True)
+            self.log(f"train/{self.main_metric}", score_sum / count, on_step=False, on_epoch=True)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_sums = torch.zeros(3, device=self.device)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)

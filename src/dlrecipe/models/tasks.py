@@ -66,6 +66,14 @@ def hard_targets(targets: torch.Tensor, task: str) -> torch.Tensor:
     return targets
 
 
+def batch_score(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+    """The main metric of one batch as a device tensor: accuracy, or MAE for regression."""
+    if task == "regression":
+        return (outputs.squeeze(-1) - targets).abs().mean()
+    predicted = outputs.argmax(-1) if task == "multiclass" else (outputs.squeeze(-1) > 0).long()
+    return (predicted == targets).float().mean()
+
+
 def predict_proba(outputs: torch.Tensor, task: str) -> torch.Tensor:
     """Probabilities for classification (sigmoid / softmax), the value itself for regression."""
     if task == "multiclass":
