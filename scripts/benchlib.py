@@ -6,6 +6,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from dlrecipe.builders import compose
 from dlrecipe.train import train
@@ -39,7 +40,7 @@ class StepTimer:
     the raw loop's measurement, so what differs is the cost per step and per epoch.
     """
 
-    last: dict = {}
+    last: ClassVar[dict] = {}
 
     def __new__(cls):
         import lightning.pytorch as pl
