@@ -15,16 +15,26 @@ from typing import Any
 import lightning.pytorch as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import DataInfo
-from dlrecipe.errors import unwrap_instantiation
+from dlrecipe.errors import ConfigError, unwrap_instantiation
 from dlrecipe.models.module import LitModel
 from dlrecipe.models.optim import rescale_lr
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def _run_dir(resume: str | None, fresh: str, resumed: str | None = None) -> str:
+    """hydra.run.dir / output_subdir: the resumed run's (or `resumed`) when resume= is set."""
+    if resume is None:
+        return fresh
+    return resumed if resumed is not None else str(resume)
+
+
+OmegaConf.register_new_resolver("dlrecipe_run_dir", _run_dir, replace=True)
 
 
 def instantiate(config: Any, **kwargs: Any) -> Any:
@@ -49,16 +59,8 @@ def build_data(cfg: DictConfig) -> DataModule:
 
 
 def effective_batch_size(cfg: DictConfig) -> int:
-    """Samples per optimizer step: batch x accumulation (x devices x nodes when they are numbers)."""
-    trainer = cfg.trainer
-    devices = trainer.get("devices", 1)
-    devices = devices if isinstance(devices, int) and devices > 0 else 1
-    return (
-        int(cfg.data.batch_size)
-        * int(trainer.get("accumulate_grad_batches", 1))
-        * devices
-        * int(trainer.get("num_nodes", 1))
-    )
+    """Samples per optimizer step: the global batch (all devices together) x accumulation."""
+    return int(cfg.data.batch_size) * int(cfg.trainer.get("accumulate_grad_batches", 1))
 
 
 def build_model(cfg: DictConfig, info: DataInfo) -> LitModel:
@@ -87,12 +89,36 @@ def build_callbacks(cfg: DictConfig, has_logger: bool = True) -> list[pl.Callbac
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if not has_logger:  # Lightning refuses a LearningRateMonitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if cfg.trainer.get("enable_progress_bar") is False:  # ... and a progress bar when bars are off
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     return callbacks
 
 
+def check_devices(trainer: DictConfig) -> None:
+    """GPU trainers on a machine without (enough) GPUs: say so before Lightning's own error."""
+    import torch
+
+    if trainer.get("accelerator") not in ("gpu", "cuda"):
+        return
+    found = torch.cuda.device_count()
+    if found == 0:
+        raise ConfigError(
+            "this trainer needs CUDA GPUs (trainer.accelerator=gpu) and none was found; use "
+            "trainer=cpu, or trainer=ddp_cpu to run the same DDP code on CPU processes"
+        )
+    devices = trainer.get("devices")
+    if isinstance(devices, int) and devices > found:
+        raise ConfigError(
+            f"trainer.devices={devices} but this machine has {found} GPU(s); use trainer.devices={found}"
+        )
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks: list[pl.Callback] = (), **kwargs: Any) -> pl.Trainer:  # fmt: skip
+    check_devices(cfg.trainer)
     loggers = build_loggers(cfg)
     callbacks = [*build_callbacks(cfg, has_logger=bool(loggers)), *extra_callbacks]
+    for logger in loggers:
+        _continue_csv(logger)
     return instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -101,3 +127,23 @@ def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks: list[pl.Callb
         _convert_="all",
         **kwargs,
     )
+
+
+def _continue_csv(logger: Any) -> None:
+    """A resumed run appends to its metrics.csv instead of starting it over.
+
+    Lightning's CSV writer deletes an existing metrics.csv when it is created, and rewrites
+    the file with only the columns it knows when new ones appear: keep the rows written before
+    the crash, and tell the writer their columns.
+    """
+    if type(logger).__name__ != "CSVLogger":
+        return
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    saved = path.read_text()
+    writer = logger.experiment  # creating the writer deletes the file
+    path.write_text(saved)
+    header = saved.split("\n", 1)[0].strip()
+    if header:
+        writer.metrics_keys = header.split(",")

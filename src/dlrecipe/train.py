@@ -26,6 +26,7 @@ from dlrecipe.builders import CONF_DIR, build_data, build_model, build_trainer, 
 from dlrecipe.callbacks.history import History
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
+from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
 from dlrecipe.errors import ConfigError, exit_on_config_error
 from dlrecipe.models.tasks import MAIN_METRIC
 from dlrecipe.predict import split_predictions
@@ -33,10 +34,13 @@ from dlrecipe.report.augmentation_grid import save_augmentation_grid
 from dlrecipe.report.build import write_report
 from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
 from dlrecipe.report.summary import RunSummary
+from dlrecipe.resume import resume_config
 from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
 
 
 def train(cfg: DictConfig) -> float | None:
+    if cfg.get("resume"):
+        cfg = resume_config(cfg)
     cfg = name_trial_runs(cfg)
     datamodule = build_data(cfg)
     if len(datamodule.folds) > 1 and datamodule.split.fold is None:
@@ -63,6 +67,8 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
     if trainer.is_global_zero and datamodule.info.is_image and datamodule.augmentation.ops:
         save_augmentation_grid(datamodule, run_dir / "augmentation_preview.png")
 
+    if trainer.world_size > 1:
+        relaunch_this_job_only()
     try:
         fit_started = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -70,6 +76,8 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         if trainer.interrupted:
             raise KeyboardInterrupt
         if pruning and pruning[0].pruned_at is not None:
+            if is_child_rank():  # rank 0 reports the pruning; other ranks just end
+                return RunSummary(str(run_dir), model.info.task, MAIN_METRIC[model.info.task])
             raise_pruned(pruning[0])
         best = _best_checkpoint(trainer)
         val_metrics, test_metrics = _evaluate_best(trainer, model, datamodule, best)
@@ -92,6 +100,8 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         return summary
     finally:
         close_wandb(trainer)  # each fold and each trial is its own W&B run
+        if trainer.world_size > 1:
+            leave_process_group()
 
 
 def _pruning_callbacks(cfg: DictConfig, datamodule: DataModule) -> list[OptunaPruning]:

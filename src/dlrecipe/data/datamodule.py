@@ -123,10 +123,20 @@ class DataModule(pl.LightningDataModule):
         drop_last = len(self.fold.train) > self.batch_size  # a 1-sample batch breaks batch norm
         # Overfitting one batch (debug=overfit) needs the same batch every epoch.
         shuffle = not (self.trainer is not None and self.trainer.overfit_batches)
-        batch_size = min(self.batch_size, len(self.fold.train))
+        batch_size = min(self.per_device_batch_size(), len(self.fold.train))
         if self.augments_in_workers:
             return self._augmenting_loader(batch_size, shuffle, drop_last)
         return self._loader(self.fold.train, batch_size, shuffle, drop_last)
+
+    def per_device_batch_size(self) -> int:
+        """data.batch_size is the global batch: each of the world_size processes takes a share."""
+        _, world = self._rank_world()
+        if self.batch_size % world:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} is the global batch and must divide evenly over "
+                f"{world} devices; use a multiple of {world} (e.g. {self.batch_size // world * world or world})"
+            )
+        return self.batch_size // world
 
     @property
     def augments_in_workers(self) -> bool:

@@ -1,0 +1,136 @@
+"""DDP on two CPU processes (gloo), DDP trials in a sweep, and resuming a killed run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dlrecipe.builders import compose
+from dlrecipe.errors import ConfigError
+from dlrecipe.eval import evaluate
+from dlrecipe.train import train
+
+pytestmark = pytest.mark.slow
+QUIET = ["trainer.enable_progress_bar=false", "report.enabled=false"]
+
+
+def cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dlrecipe.train", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_ddp_test_metrics_equal_a_single_process_evaluation(tmp_path):
+    result = cli(
+        ["trainer=ddp_cpu", "trainer.max_epochs=2", *QUIET, f"hydra.run.dir={tmp_path / 'run'}"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("dlrecipe run summary") == 1  # only rank 0 prints
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    single = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
+                               "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"], "eval"))  # fmt: skip
+    for key, value in summary["test_metrics"].items():
+        assert single[key] == pytest.approx(value, abs=1e-5), key
+
+
+def test_a_ddp_trial_in_a_sweep_is_one_trial(tmp_path):
+    import optuna
+
+    from dlrecipe.sweep.storage import make_storage
+
+    args = ["hparams_search=wine_mlp_search", "trainer=ddp_cpu", "hydra.sweeper.n_trials=2", "trainer.max_epochs=2",
+            *QUIET, f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    result = cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = optuna.load_study(
+        study_name="wine_mlp_search",
+        storage=make_storage(str(tmp_path / "sweep" / "study.journal")),
+    )
+    assert len(study.trials) == 2
+    assert sorted(p.name for p in (tmp_path / "sweep").glob("trial_*")) == ["trial_0", "trial_1"]
+    assert not list(tmp_path.glob("outputs"))  # no stray sweep started by a re-launched rank
+
+
+def test_killed_run_resumes_in_its_directory(tmp_path):
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "dlrecipe.train", "trainer.max_epochs=10", "callbacks.early_stopping=null", *QUIET,
+            f"hydra.run.dir={run}"]  # fmt: skip
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    history = run / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and (
+        not history.is_file() or len(history.read_text().splitlines()) < 4
+    ):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(history.read_text().splitlines()) - 1
+    assert 3 <= done_before < 10
+    original = (run / ".hydra" / "config.yaml").read_text()
+
+    result = cli([f"resume={run}", "trainer.enable_progress_bar=false"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = [int(line.split(",")[0]) for line in history.read_text().splitlines()[1:]]
+    assert epochs == list(range(10))  # every epoch once: nothing lost twice, nothing repeated
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_run"] == 10
+    assert (run / ".hydra" / "config.yaml").read_text() == original  # the run's own config kept
+    logged = (run / "csv" / "metrics.csv").read_text().splitlines()
+    header = logged[0].split(",")
+    val_epochs = {
+        int(row.split(",")[header.index("epoch")])
+        for row in logged[1:]
+        if row.split(",")[header.index("val/loss")]
+    }
+    # the CSV logger appended across the kill (epoch 10: the final validation of the best checkpoint)
+    assert set(range(10)) <= val_epochs <= set(range(11))
+
+
+def test_resume_errors(make_cfg, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"has no checkpoints/last\.ckpt"):
+        train(make_cfg(f"resume={tmp_path / 'empty'}"))
+    with pytest.raises(ConfigError, match="is not a directory"):
+        train(make_cfg(f"resume={tmp_path / 'nowhere'}"))
+
+
+def test_global_batch_must_divide_over_devices(tmp_path):
+    result = cli(
+        [
+            "trainer=ddp_cpu",
+            "data.batch_size=63",
+            "trainer.max_epochs=1",
+            *QUIET,
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode != 0
+    assert (
+        "data.batch_size=63 is the global batch and must divide evenly over 2 devices"
+        in result.stderr
+    )
+
+
+def test_gpu_trainers_without_a_gpu_say_what_to_use(make_cfg):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    for trainer in ("gpu", "ddp"):
+        with pytest.raises(ConfigError, match="trainer=ddp_cpu"):
+            train(make_cfg(f"trainer={trainer}", quick=False))
