@@ -168,3 +168,31 @@ def test_uniform_learning_rate_range_warns(tmp_path):
     result = sweep(tmp_path, "hydra.sweeper.n_trials=1", "model.optimizer.lr=interval(0.0001,0.1)")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tag(log, interval(0.0001, 0.1))" in result.stdout + result.stderr
+
+
+def test_two_objectives(tmp_path):
+    result = sweep(tmp_path, "hydra.sweeper.n_trials=2", "optimized_metric=[val/loss,val/acc]",
+                   "hydra.sweeper.direction=[minimize,maximize]")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = study_of(tmp_path).trials
+    assert all(len(t.values) == 2 for t in trials if t.state == TrialState.COMPLETE)
+
+
+def test_parallel_workers_share_the_budget(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "sweep_workers.sh"
+    args = [
+        "bash",
+        str(script),
+        "2",
+        *FAST,
+        "hydra.sweeper.n_trials=4",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    env = {**os.environ, "PYTHON": sys.executable, "LOG_DIR": str(tmp_path / "logs")}
+    result = subprocess.run(
+        args, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert len(study_of(tmp_path).trials) == 4
+    assert len(list((tmp_path / "sweep").glob("trial_*"))) == 4
+    assert len(list((tmp_path / "logs").glob("worker_*.log"))) == 2

@@ -55,7 +55,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
 
 
 def build_data(cfg: DictConfig) -> DataModule:
-    return instantiate(cfg.data, _convert_="all")
+    return instantiate(cfg.data, seed=int(cfg.get("seed") or 0), _convert_="all")
 
 
 def effective_batch_size(cfg: DictConfig) -> int:

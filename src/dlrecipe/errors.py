@@ -2,8 +2,8 @@
 
     python -m dlrecipe.train data.val_frac=0.9 data.test_frac=0.2   # -> ConfigError naming both keys
 
-Raised before any training step, always naming the offending key or value and the fix, so a
-mistyped override costs seconds, not a training run.
+Raised as early as the value can be checked (almost always before the first training step),
+always naming the offending key or value and the fix, so a mistyped override costs seconds.
 """
 
 from __future__ import annotations

@@ -46,12 +46,18 @@ def read_inputs(
     frame = read_csv(str(path))
     names = datamodule.data.feature_names
     target = datamodule.source_args.get("target")
+    encoded = set(pd.get_dummies(frame).columns)
+    text_columns = [c for c in frame.columns if frame[c].dtype.kind in "OSUb"]
+    # A one-hot column may be absent when its category simply does not occur in the new rows;
+    # any other training feature must be there, or predictions would silently use zeros.
     missing = [
-        n for n in names if n not in pd.get_dummies(frame).columns and n not in frame.columns
+        n
+        for n in names
+        if n not in encoded and not any(n.startswith(f"{c}_") for c in text_columns)
     ]
-    if missing and len(missing) == len(names):
+    if missing:
         raise ConfigError(
-            f"predict.input={source!r} has none of the training features {names[:5]}..."
+            f"predict.input={source!r} lacks the training features {missing[:8]}; give the same columns as the training data"
         )
     features = frame.drop(columns=[target]) if target in frame.columns else frame
     x = torch.as_tensor(feature_matrix(features, names).to_numpy())

@@ -28,7 +28,7 @@ from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
 from dlrecipe.errors import ConfigError, exit_on_config_error
-from dlrecipe.models.tasks import MAIN_METRIC
+from dlrecipe.models.tasks import MAIN_METRIC, build_metrics
 from dlrecipe.predict import split_predictions
 from dlrecipe.report.augmentation_grid import save_augmentation_grid
 from dlrecipe.report.build import write_report
@@ -43,7 +43,12 @@ def train(cfg: DictConfig) -> float | None:
         cfg = resume_config(cfg)
     cfg = name_trial_runs(cfg)
     datamodule = build_data(cfg)
+    check_metric_names(cfg, datamodule.info)
     if len(datamodule.folds) > 1 and datamodule.split.fold is None:
+        if cfg.get("ckpt_path"):
+            raise ConfigError(
+                "ckpt_path continues one fit; with K-fold pick its fold (data.split.fold=i)"
+            )
         from dlrecipe.cv.runner import cross_validate
 
         return cross_validate(cfg, datamodule, fit_fold)
@@ -106,7 +111,9 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
 
 def _pruning_callbacks(cfg: DictConfig, datamodule: DataModule) -> list[OptunaPruning]:
     trial = trial_for(cfg)
-    if trial is None:
+    if trial is None or OmegaConf.is_list(
+        cfg.optimized_metric
+    ):  # Optuna prunes single objectives only
         return []
     steps_before = datamodule.fold_index * int(
         cfg.trainer.max_epochs
@@ -134,6 +141,28 @@ def close_wandb(trainer: pl.Trainer) -> None:
         import wandb
 
         wandb.finish()
+
+
+def check_metric_names(cfg: DictConfig, info) -> None:
+    """A mistyped monitor or optimized_metric fails now, not after a whole fit (or sweep)."""
+    names = {"loss", *build_metrics(info).keys()}
+    logged = {f"{stage}/{n}" for stage in ("val", "test") for n in names} | {
+        "train/loss",
+        f"train/{MAIN_METRIC[info.task]}",
+    }
+    wanted = cfg.get("optimized_metric")
+    for key, value in (
+        ("monitor.metric", cfg.monitor.metric),
+        *(
+            ("optimized_metric", m)
+            for m in (wanted if OmegaConf.is_list(wanted) else [wanted])
+            if m
+        ),
+    ):
+        if value not in logged:
+            raise ConfigError(
+                f"{key}={value!r} is not logged for this {info.task} task; choose one of {sorted(logged)}"
+            )
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:
@@ -169,7 +198,7 @@ def _summarize(
         val_metrics=val_metrics, test_metrics=test_metrics, epochs_run=trainer.current_epoch,
         best_checkpoint=best, params_total=total, params_trainable=trainable,
         fit_seconds=fit_seconds, train_steps=trainer.global_step, info=model.info.to_dict(),
-        optimized_metric=cfg.get("optimized_metric"),
+        optimized_metric=OmegaConf.to_object(cfg.optimized_metric) if OmegaConf.is_list(cfg.get("optimized_metric")) else cfg.get("optimized_metric"),
     )  # fmt: skip
     summary.best_epoch = _best_epoch(rows, cfg.monitor.metric, cfg.monitor.mode)
     if trainer.is_global_zero and rows:
@@ -195,15 +224,19 @@ def _best_epoch(rows: list[dict[str, float]], metric: str, mode: str) -> int | N
     return int(pick(scored, key=lambda r: r[metric])["epoch"]) + 1
 
 
-def _optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
-    name = cfg.get("optimized_metric")
-    if not name:
+def _optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | list[float] | None:
+    """The value a sweep reads; a list of values when optimized_metric lists several objectives."""
+    wanted = cfg.get("optimized_metric")
+    if not wanted:
         return None
-    if name not in metrics:
+    names = list(wanted) if OmegaConf.is_list(wanted) else [wanted]
+    missing = [n for n in names if n not in metrics]
+    if missing:
         raise ConfigError(
-            f"optimized_metric={name!r} was not logged; logged metrics: {sorted(metrics)}"
+            f"optimized_metric={missing} was not logged; logged metrics: {sorted(metrics)}"
         )
-    return metrics[name]
+    values = [metrics[n] for n in names]
+    return values if OmegaConf.is_list(wanted) else values[0]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")

@@ -13,10 +13,11 @@ import copy
 from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlrecipe.cv.summary import aggregate
 from dlrecipe.data.datamodule import DataModule
+from dlrecipe.distributed import is_child_rank
 from dlrecipe.report.summary import RunSummary
 
 
@@ -44,7 +45,11 @@ def cross_validate(
     summaries = []
     for index, fold in enumerate(datamodule.folds):
         fold_cfg = fold_config(cfg, index, fold.name, run_dir)
-        summaries.append(fit_fold(fold_cfg, datamodule.for_fold(index)))
-    result = aggregate([Path(s.run_dir) for s in summaries], run_dir, cfg.get("optimized_metric"))
+        summaries.append(fit_fold(fold_cfg, datamodule.for_fold(index, seed=int(fold_cfg.seed))))
+    if is_child_rank():  # under DDP, rank 0 writes the aggregate
+        return None
+    wanted = cfg.get("optimized_metric")
+    wanted = list(wanted) if OmegaConf.is_list(wanted) else wanted
+    result = aggregate([Path(s.run_dir) for s in summaries], run_dir, wanted)
     result.print()
     return result.optimized_value

@@ -11,6 +11,7 @@ the same torchmetrics as a single run.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,13 @@ class CVSummary:
     run_dir: str = ""
 
     @property
-    def optimized_value(self) -> float | None:
-        """The fold mean of the optimized metric: what a sweep over K-fold optimizes."""
-        return self.mean.get(self.optimized_metric) if self.optimized_metric else None
+    def optimized_value(self) -> float | list[float] | None:
+        """The fold mean of the optimized metric(s): what a sweep over K-fold optimizes."""
+        if not self.optimized_metric:
+            return None
+        if isinstance(self.optimized_metric, list | tuple):
+            return [self.mean.get(m) for m in self.optimized_metric]
+        return self.mean.get(self.optimized_metric)
 
     def write(self, out_dir: Path) -> None:
         data = {
@@ -69,7 +74,7 @@ class CVSummary:
         if self.ensemble:
             table.add_row("fold ensemble (test)", *(_fmt(self.ensemble.get(c)) for c in columns))
         console.print(table)
-        if self.optimized_metric in self.mean:
+        if isinstance(self.optimized_metric, str) and self.optimized_metric in self.mean:
             console.print(f"{self.optimized_metric} over folds: {self.mean[self.optimized_metric]:.4f} "
                           f"± {self.std[self.optimized_metric]:.4f}; written to {self.run_dir}")  # fmt: skip
 
@@ -85,8 +90,16 @@ def aggregate(
     if not fold_dirs:
         raise ConfigError(f"no fold runs (summary.json with a fold) under {out_dir}")
     summaries = [json.loads((d / "summary.json").read_text()) for d in fold_dirs]
-    rows = [{"fold": s["fold"] or d.name, **s["val_metrics"], **s["test_metrics"]} for s, d in zip(summaries, fold_dirs, strict=True)]  # fmt: skip
-    keys = sorted({k for r in rows for k in r if k != "fold"})
+    rows = [
+        {
+            "fold": s["fold"] or d.name,
+            "dir": os.path.relpath(d, out_dir),
+            **s["val_metrics"],
+            **s["test_metrics"],
+        }
+        for s, d in zip(summaries, fold_dirs, strict=True)
+    ]
+    keys = sorted({k for r in rows for k in r if k not in ("fold", "dir")})
     values = {k: np.array([r[k] for r in rows if k in r], dtype=float) for k in keys}
     info = DataInfo.from_dict(summaries[0]["info"])
     result = CVSummary(

@@ -46,10 +46,6 @@ class Augmentation:
             self.build((1, 4) if self.on_tables else (3, 32, 32))
 
     @property
-    def active(self) -> bool:
-        return bool(self.ops) or self.mixes
-
-    @property
     def mixes(self) -> bool:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 

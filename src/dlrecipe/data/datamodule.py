@@ -39,6 +39,7 @@ class DataModule(pl.LightningDataModule):
         batch_size: int = 64,
         eval_batch_size: int = 512,
         num_workers: int = 0,
+        seed: int = 0,
         **source_args: Any,
     ):
         super().__init__()
@@ -52,6 +53,7 @@ class DataModule(pl.LightningDataModule):
         self.augmentation = augmentation or Augmentation()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
+        self.seed = seed  # the training seed: batch order, not the split (that is data.split.seed)
         # Hold-out has one fold; a K-fold split may name one (data.split.fold=i), else fold 0
         # until train.py walks through them all with for_fold().
         self.fold_index = getattr(split, "fold", None) or 0
@@ -85,10 +87,11 @@ class DataModule(pl.LightningDataModule):
             )
         return self.folds[self.fold_index]
 
-    def for_fold(self, index: int) -> DataModule:
+    def for_fold(self, index: int, seed: int | None = None) -> DataModule:
         """The same loaded data on another fold, with normalization to be fitted on its own train part."""
         twin = copy.copy(self)
         twin.fold_index = index
+        twin.seed = self.seed if seed is None else seed
         twin.normalization = copy.deepcopy(self._unfitted_normalization)
         twin._restored_test = None
         return twin
@@ -126,7 +129,10 @@ class DataModule(pl.LightningDataModule):
         batch_size = min(self.per_device_batch_size(), len(self.fold.train))
         if self.augments_in_workers:
             return self._augmenting_loader(batch_size, shuffle, drop_last)
-        return self._loader(self.fold.train, batch_size, shuffle, drop_last)
+        loader = self._loader(self.fold.train, batch_size, shuffle, drop_last)
+        if isinstance(loader, TensorBatches) and self.trainer is not None:
+            loader.epoch = self.trainer.current_epoch  # a resumed run continues the batch order
+        return loader
 
     def per_device_batch_size(self) -> int:
         """data.batch_size is the global batch: each of the world_size processes takes a share."""
@@ -151,7 +157,9 @@ class DataModule(pl.LightningDataModule):
             base = IndexedSamples(data.inputs, data.targets, torch.as_tensor(indices))
         else:
             base = Subset(data.inputs, indices.tolist())
-        generator = torch.Generator().manual_seed(getattr(self.split, "seed", 0))
+        generator = torch.Generator().manual_seed(
+            self.seed + (self.trainer.current_epoch if self.trainer else 0)
+        )
         return DataLoader(
             AugmentedSamples(base, self.augmentation.transform), batch_size=batch_size,
             shuffle=shuffle, drop_last=drop_last, num_workers=self.num_workers,
@@ -208,7 +216,7 @@ class DataModule(pl.LightningDataModule):
         data = self.data
         rank, world = self._rank_world()
         if isinstance(data.inputs, torch.Tensor):
-            seed = getattr(self.split, "seed", 0)
+            seed = self.seed
             return TensorBatches(
                 data.inputs,
                 data.targets,

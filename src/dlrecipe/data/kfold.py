@@ -32,6 +32,7 @@ class KFoldSplit:
         test_frac: float = 0.15,
         fold: int | None = None,
         groups: str | list | None = None,
+        stratify: bool | None = None,
     ):
         if not isinstance(k, int) or k < 2:
             raise ConfigError(f"data.split.k={k!r}: K-fold needs k >= 2 (5 or 10 are usual)")
@@ -46,6 +47,12 @@ class KFoldSplit:
             )
         self.splitter, self.k, self.n_repeats, self.seed = splitter, k, n_repeats, seed
         self.test_frac, self.fold, self.groups = test_frac, fold, groups
+        # stratify (set by hold-out experiments) must agree with the splitter's choice.
+        if stratify is not None and bool(stratify) != self.stratified:
+            wanted = "stratified_kfold" if stratify else "kfold"
+            raise ConfigError(
+                f"data.split.stratify={stratify} contradicts this splitter; use data/split={wanted}"
+            )
 
     @property
     def uses_groups(self) -> bool:
@@ -58,6 +65,17 @@ class KFoldSplit:
         return "Stratified" in getattr(target, "__name__", "")
 
     def folds(self, data: SourceData) -> list[Fold]:
+        if self.stratified and data.task == "regression":
+            raise ConfigError(
+                "stratified K-fold needs class labels; use data/split=kfold for regression"
+            )
+        if data.groups is not None and not self.uses_groups:
+            raise ConfigError(
+                "data.groups is set but this splitter ignores groups, so a group could land on "
+                "both sides; use data/split=group_kfold"
+            )
+        if data.val_indices is not None:
+            raise ConfigError("K-fold makes its own validation folds; drop data.val_root")
         labels = data.targets.numpy()
         groups = self._groups(data)
         stratify = self.stratified and data.task != "regression"

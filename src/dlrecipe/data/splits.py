@@ -68,23 +68,25 @@ class HoldoutSplit:
     def folds(self, data: SourceData) -> list[Fold]:
         rest = np.arange(len(data))
         labels = data.targets.numpy()
+        if data.val_indices is not None:  # a fixed validation folder never feeds the test cut
+            rest = np.setdiff1d(rest, data.val_indices)
         test = data.test_indices
         if test is None:
-            rest, test = self._cut(rest, labels, self.test_frac, data.task)
+            rest, test = self._cut(rest, labels, self.test_frac, data.task, data.groups)
         else:
             rest = np.setdiff1d(rest, test)
         val = data.val_indices
         if val is None:
             # val_frac is a share of the whole data set, so the test cut does not shrink it.
             share = self.val_frac / (1.0 - (len(test) / len(data)))
-            train, val = self._cut(rest, labels, min(share, 0.9), data.task)
+            train, val = self._cut(rest, labels, min(share, 0.9), data.task, data.groups)
         else:
             train = np.setdiff1d(rest, val)
         return [Fold(np.sort(train), np.sort(val), np.sort(test))]
 
-    def _cut(self, idx: np.ndarray, labels: np.ndarray, frac: float, task: str):
+    def _cut(self, idx: np.ndarray, labels: np.ndarray, frac: float, task: str, groups: np.ndarray | None = None):  # fmt: skip
         stratify = self.stratify and task != "regression"
-        return hold_out(idx, labels, frac, self.seed, stratify)
+        return hold_out(idx, labels, frac, self.seed, stratify, groups)
 
 
 def hold_out(
@@ -109,6 +111,12 @@ def hold_out(
             raise ConfigError(
                 "a class has fewer than 2 samples, so a stratified split is impossible; "
                 "add data or set data.split.stratify=false"
+            )
+        n_classes, n_cut = int((counts > 0).sum()), int(np.ceil(frac * len(idx)))
+        if n_cut < n_classes or len(idx) - n_cut < n_classes:
+            raise ConfigError(
+                f"a stratified cut of {frac:g} x {len(idx)} samples cannot hold all {n_classes} "
+                "classes; raise data.split.val_frac / test_frac or set data.split.stratify=false"
             )
     keep, cut = train_test_split(idx, test_size=frac, random_state=seed, stratify=strata)
     return keep, cut

@@ -78,8 +78,10 @@ class LitModel(pl.LightningModule):
         self._epoch_sums += torch.stack([loss.detach() * n, score * n, loss.new_tensor(n)])
         if batch_idx + 1 >= self.trainer.num_training_batches:
             loss_sum, score_sum, count = self._epoch_sums
-            self.log("train/loss", loss_sum / count, on_step=False, on_epoch=True, prog_bar=True)
-            self.log(f"train/{self.main_metric}", score_sum / count, on_step=False, on_epoch=True)
+            # sync_dist: every rank saw its own share of the epoch; average them (once per epoch)
+            once = {"on_step": False, "on_epoch": True, "sync_dist": True}
+            self.log("train/loss", loss_sum / count, prog_bar=True, **once)
+            self.log(f"train/{self.main_metric}", score_sum / count, **once)
         return loss
 
     def on_train_epoch_start(self) -> None:

@@ -108,8 +108,3 @@ def build_metrics(info: DataInfo) -> tm.MetricCollection:
             "auroc": tm.classification.MulticlassAUROC(c, average="macro"),
         }
     return tm.MetricCollection(metrics)
-
-
-def main_metric(info: DataInfo) -> tm.Metric:
-    """The one metric tracked during training (cheap enough for every step)."""
-    return build_metrics(info)[MAIN_METRIC[info.task]]

@@ -132,7 +132,8 @@ def _mistakes(out, info, raw, probs, targets, losses, order, datamodule) -> tupl
     rows = []
     for i in order:
         pred, true, p = _label(info, probs, targets[i], i)
-        row = {"sample": int(datamodule.fold.test[i]) if len(datamodule.fold.test) else int(i), "loss": float(losses[i]),
+        shown = datamodule.fold.test if len(datamodule.fold.test) else datamodule.fold.val
+        row = {"sample": int(shown[i]), "loss": float(losses[i]),
                "predicted": pred, "probability": p if p == p else None, "true": true}  # fmt: skip
         row.update({n: float(v) for n, v in zip(names[:12], raw[i][:12].tolist(), strict=False)})
         rows.append(row)
@@ -214,7 +215,7 @@ def write_cv_report(run_dir: Path, cv) -> Path:
     if cv.ensemble:
         rows.append({"fold": "fold ensemble (test)", **{k: cv.ensemble.get(k) for k in keys}})
     reports = [
-        page.link(f"../{r['fold']}/report/index.html", f"{r['fold']} report") for r in cv.folds
+        page.link(f"../{r['dir']}/report/index.html", f"{r['fold']} report") for r in cv.folds
     ]
     sections = [
         ("Folds", page.table(rows) + page.note("every metric of every fold is in cv_summary.csv")),

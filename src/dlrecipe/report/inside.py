@@ -1,6 +1,6 @@
 """Inside an image model: Grad-CAM heat maps, intermediate activations, first-layer filters.
 
-    python -m dlrecipe.report outputs/train/<date>/<time> report.target_layer=net.features.6
+    python -m dlrecipe.report outputs/train/<date>/<time> --target-layer net.features.6
 
 Grad-CAM (the grad-cam package) weights the target layer's feature maps by the gradient of
 the predicted class and upsamples them to the input size: where the model looked. The

@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from dlrecipe.errors import ConfigError
@@ -72,6 +72,7 @@ class OptunaSweep:
         )
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
+        check_objective(self.config.get("optimized_metric"), self.directions)
         space, fixed = build_space(self.params, arguments, self.config)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +126,31 @@ class OptunaSweep:
                 f"{len(failed)} of {self.n_trials} trials failed (more than max_failure_rate="
                 f"{self.max_failure_rate}); last error: {last}. Fix the cause, then re-run the same "
                 "command to resume the study."
+            )
+
+
+HIGHER_IS_BETTER = ("acc", "auroc", "f1", "precision", "recall", "r2")
+
+
+def check_objective(metric: Any, directions: list[str]) -> None:
+    """Select on validation data only, in the direction the metric improves."""
+    metrics = metric if isinstance(metric, list | tuple) or OmegaConf.is_list(metric) else [metric]
+    if len(metrics) != len(directions):
+        raise ConfigError(
+            f"optimized_metric has {len(metrics)} value(s) but hydra.sweeper.direction has {len(directions)}"
+        )
+    for name, direction in zip(metrics, directions, strict=True):
+        if not name:
+            raise ConfigError("a sweep needs optimized_metric (e.g. val/loss)")
+        if str(name).startswith("test/"):
+            raise ConfigError(
+                f"optimized_metric={name}: choosing hyperparameters on the test set leaks it into "
+                "the model; optimize a val/ metric and report test/ once at the end"
+            )
+        wants = "maximize" if str(name).rsplit("/", 1)[-1] in HIGHER_IS_BETTER else "minimize"
+        if direction != wants:
+            raise ConfigError(
+                f"optimized_metric={name} improves when it goes {'up' if wants == 'maximize' else 'down'}: set hydra.sweeper.direction={wants}"
             )
 
 

@@ -72,6 +72,13 @@ def load_csv(
     labels = frame[target].to_numpy()
     if pd.isna(frame[target]).any():
         raise ConfigError(f"target column {target!r} has missing values; drop those rows first")
+    if len(pd.unique(frame[target])) < 2:
+        raise ConfigError(f"target column {target!r} has a single value; there is nothing to learn")
+    missing = [c for c in features if frame[c].isna().any()]
+    if missing:
+        raise ConfigError(
+            f"columns {missing} have missing values; fill or drop them first, or leave them out with data.features=[...]"
+        )
     task = task or infer_task(labels)
     if task == "regression" and labels.dtype.kind not in "iuf":
         raise ConfigError(
