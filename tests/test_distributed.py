@@ -134,3 +134,36 @@ def test_gpu_trainers_without_a_gpu_say_what_to_use(make_cfg):
     for trainer in ("gpu", "ddp"):
         with pytest.raises(ConfigError, match="trainer=ddp_cpu"):
             train(make_cfg(f"trainer={trainer}", quick=False))
+
+
+@pytest.mark.parametrize("launcher", ["local", "parallel"])
+def test_ddp_trials_through_submitit_and_joblib_launchers(tmp_path, launcher):
+    import optuna
+
+    from dlrecipe.sweep.storage import make_storage
+
+    args = ["hparams_search=wine_mlp_search", f"hydra/launcher={launcher}", "trainer=ddp_cpu", "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.n_jobs=2", "trainer.max_epochs=2", *QUIET, f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    result = cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = optuna.load_study(
+        study_name="wine_mlp_search",
+        storage=make_storage(str(tmp_path / "sweep" / "study.journal")),
+    )
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    for n in range(2):  # each trial's second rank ran inside that trial's directory
+        assert (tmp_path / "sweep" / f"trial_{n}" / "train_ddp_process_1.log").is_file()
+
+
+def test_wandb_resumes_the_same_run(tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    first = subprocess.run([sys.executable, "-m", "dlrecipe.train", "experiment=wine_mlp", "logger=wandb", "trainer.max_epochs=2",
+                            *QUIET, f"hydra.run.dir={run}"], cwd=tmp_path, capture_output=True, text=True, env=env)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = subprocess.run([sys.executable, "-m", "dlrecipe.train", f"resume={run}", "trainer.max_epochs=3", *QUIET],
+                            cwd=tmp_path, capture_output=True, text=True, env=env)  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    ids = {p.name.rsplit("-", 1)[-1] for p in (run / "wandb").glob("offline-run-*")}
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 2 and len(ids) == 1
+    assert json.loads((run / "summary.json").read_text())["epochs_run"] == 3
