@@ -167,3 +167,14 @@ def test_wandb_resumes_the_same_run(tmp_path):
     ids = {p.name.rsplit("-", 1)[-1] for p in (run / "wandb").glob("offline-run-*")}
     assert len(list((run / "wandb").glob("offline-run-*"))) == 2 and len(ids) == 1
     assert json.loads((run / "summary.json").read_text())["epochs_run"] == 3
+
+
+def test_mixed_precision_trains_on_cpu(make_cfg):
+    value = train(make_cfg("trainer.precision=bf16-mixed", "trainer.max_epochs=1"))
+    assert value == value  # a finite validation loss
+
+
+def test_checkpoints_every_n_steps(make_cfg):
+    cfg = make_cfg("callbacks.model_checkpoint.every_n_train_steps=5", "trainer.max_epochs=1")
+    train(cfg)
+    assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").exists()

@@ -96,6 +96,7 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         if trainer.is_global_zero:
             _write_predictions(model, datamodule, run_dir)
             summary.write(run_dir / "summary.json")
+            summary_to_wandb(trainer, summary)
             if cfg.get("report") and cfg.report.enabled:
                 summary.report = str(
                     write_report(run_dir, model, datamodule, cfg.report, trainer.loggers)
@@ -134,6 +135,20 @@ def _evaluate_best(trainer, model, datamodule: DataModule, best: str | None) -> 
     if len(datamodule.fold.test):
         test = _metrics(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False))
     return val, test
+
+
+def summary_to_wandb(trainer: pl.Trainer, summary: RunSummary) -> None:
+    """The run's summary (best epoch, test metrics, timings) in the W&B run summary."""
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger":
+            facts = {
+                k: v
+                for k, v in summary.to_dict().items()
+                if isinstance(v, int | float | str) and v is not None
+            }
+            logger.experiment.summary.update(
+                {**facts, **summary.val_metrics, **summary.test_metrics}
+            )
 
 
 def close_wandb(trainer: pl.Trainer) -> None:
