@@ -109,9 +109,14 @@ class LitModel(pl.LightningModule):
             batch_size=len(y),
             sync_dist=True,
         )
-        metrics.update(predict_proba(out, self.info.task), y)
         main = f"{stage}/{self.main_metric}"
-        for name, metric in metrics.items():
+        # During fit, validation tracks the loss and the main metric only: the full set (AUROC
+        # sorts every prediction) is computed once, when the best checkpoint is validated/tested.
+        during_fit = self.trainer.state.fn == "fit"
+        chosen = {main: metrics[main]} if during_fit else dict(metrics.items())
+        probs = predict_proba(out, self.info.task)
+        for name, metric in chosen.items():
+            metric.update(probs, y)
             self.log(name, metric, on_epoch=True, prog_bar=name == main)
 
     def configure_optimizers(self) -> Any:
