@@ -178,3 +178,16 @@ def test_checkpoints_every_n_steps(make_cfg):
     cfg = make_cfg("callbacks.model_checkpoint.every_n_train_steps=5", "trainer.max_epochs=1")
     train(cfg)
     assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").exists()
+
+
+def test_ddp_on_a_lazy_image_folder_counts_every_test_image_once(tmp_path, image_dir):
+    """Lazy folders use DataLoaders; under DDP their test split must not be padded with repeats."""
+    args = ["trainer=ddp_cpu", "data=image_folder", f"data.root={image_dir}", "data.max_memory_mb=0", "data.num_workers=0",
+            "data.batch_size=8", "model.net.channels=[8]", "data.split.test_frac=0.25", "trainer.max_epochs=2",
+            *QUIET, f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    result = cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    single = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
+                               "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"], "eval"))  # fmt: skip
+    assert single["test/acc"] == pytest.approx(summary["test_metrics"]["test/acc"], abs=1e-6)

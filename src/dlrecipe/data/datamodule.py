@@ -228,10 +228,21 @@ class DataModule(pl.LightningDataModule):
                 rank,
                 world,
             )
+        subset = Subset(data.inputs, indices.tolist())
+        sampler = None
+        if world > 1 and not shuffle:
+            # Evaluation under DDP: Lightning's default DistributedSampler pads the last batch
+            # with repeated samples; this one gives every sample to exactly one rank.
+            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(
+                subset, num_replicas=world, rank=rank, shuffle=False
+            )
         return DataLoader(
-            Subset(data.inputs, indices.tolist()),
+            subset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
