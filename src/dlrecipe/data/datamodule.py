@@ -249,6 +249,13 @@ class DataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
+    def raw_inputs(self, indices: np.ndarray) -> torch.Tensor:
+        """The samples at `indices` as stored (uint8 or float), from memory or decoded lazily."""
+        inputs = self.data.inputs
+        if isinstance(inputs, torch.Tensor):
+            return inputs[torch.as_tensor(indices)]
+        return torch.stack([inputs[int(i)][0] for i in indices])
+
     def batches(self, indices: np.ndarray) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Every sample of `indices` in order, unsharded (predictions written by rank 0)."""
         data = self.data

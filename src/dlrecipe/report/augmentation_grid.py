@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.loaders import to_float
@@ -43,7 +42,7 @@ def save_augmentation_grid(
     datamodule.prepare_augmentation()
     labels = data.targets.numpy()
     idx = pick_samples(labels, datamodule.fold.train, n_samples)
-    originals = to_float(data.inputs[torch.as_tensor(idx)] if isinstance(data.inputs, torch.Tensor) else torch.stack([data.inputs[int(i)][0] for i in idx]))  # fmt: skip
+    originals = to_float(datamodule.raw_inputs(idx))
     rows = [originals] + [datamodule.augmentation(originals.clone()) for _ in range(n_versions)]
     fig, axes = plt.subplots(
         len(rows), len(idx), figsize=(1.3 * len(idx), 1.3 * len(rows)), squeeze=False

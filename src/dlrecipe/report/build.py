@@ -27,7 +27,7 @@ def write_report(run_dir: Path, model: LitModel, datamodule: DataModule, setting
     out.mkdir(parents=True, exist_ok=True)
     info, fold = model.info, datamodule.fold
     stage, indices = ("test", fold.test) if len(fold.test) else ("validation", fold.val)
-    raw = _raw_inputs(datamodule, indices)
+    raw = datamodule.raw_inputs(indices)
     model.eval()
     probs = predict_batches(
         model, datamodule, (raw[i : i + 512] for i in range(0, len(raw), 512))
@@ -49,13 +49,6 @@ def write_report(run_dir: Path, model: LitModel, datamodule: DataModule, setting
     index = page.write_page(out / "index.html", f"dlrecipe report: {run_dir.name}", sections)
     _to_loggers(out, loggers)
     return index
-
-
-def _raw_inputs(datamodule: DataModule, indices: np.ndarray) -> torch.Tensor:
-    inputs = datamodule.data.inputs
-    if isinstance(inputs, torch.Tensor):
-        return inputs[torch.as_tensor(indices)]
-    return torch.stack([inputs[int(i)][0] for i in indices])
 
 
 def _run_facts(run_dir: Path, summary: dict, stage: str) -> str:
