@@ -22,7 +22,13 @@ from torch.utils.data import DataLoader, Subset
 
 from dlrecipe.data.augmentation import Augmentation
 from dlrecipe.data.info import DataInfo
-from dlrecipe.data.loaders import AugmentedSamples, IndexedSamples, TensorBatches, to_float
+from dlrecipe.data.loaders import (
+    AugmentedSamples,
+    EpochPermutation,
+    IndexedSamples,
+    TensorBatches,
+    to_float,
+)
 from dlrecipe.data.normalization import Standardize
 from dlrecipe.data.sources.base import SourceData
 from dlrecipe.data.splits import Fold, HoldoutSplit
@@ -40,6 +46,7 @@ class DataModule(pl.LightningDataModule):
         eval_batch_size: int = 512,
         num_workers: int = 0,
         seed: int = 0,
+        fast_path: bool = True,
         **source_args: Any,
     ):
         super().__init__()
@@ -53,6 +60,9 @@ class DataModule(pl.LightningDataModule):
         self.augmentation = augmentation or Augmentation()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
+        # In-memory tensors are batched by slicing (TensorBatches); false serves them through a
+        # torch DataLoader instead, to check the fast path against it (same batches, same order).
+        self.fast_path = fast_path
         self.seed = seed  # the training seed: batch order, not the split (that is data.split.seed)
         # Hold-out has one fold; a K-fold split may name one (data.split.fold=i), else fold 0
         # until train.py walks through them all with for_fold().
@@ -215,6 +225,8 @@ class DataModule(pl.LightningDataModule):
     ) -> Iterable:
         data = self.data
         rank, world = self._rank_world()
+        if isinstance(data.inputs, torch.Tensor) and not self.fast_path:
+            return self._tensor_dataloader(indices, batch_size, shuffle, drop_last, rank, world)
         if isinstance(data.inputs, torch.Tensor):
             seed = self.seed
             return TensorBatches(
@@ -248,6 +260,33 @@ class DataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
+
+    def _tensor_dataloader(
+        self, indices: np.ndarray, batch_size: int, shuffle: bool, drop_last: bool, rank: int,
+        world: int,
+    ) -> DataLoader:  # fmt: skip
+        """In-memory tensors through a plain DataLoader: per-sample indexing and collation.
+
+        The order is TensorBatches': a permutation drawn from seed + epoch (Lightning calls the
+        sampler's set_epoch). The loader's own generator keeps it from drawing its base seed
+        from the global RNG, which would shift dropout's draws away from the fast path's.
+        """
+        samples = IndexedSamples(self.data.inputs, self.data.targets, torch.as_tensor(indices))
+        sampler = EpochPermutation(len(samples), self.seed) if shuffle else None
+        if world > 1 and not shuffle:
+            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(
+                samples, num_replicas=world, rank=rank, shuffle=False
+            )
+        if sampler is not None and self.trainer is not None:
+            sampler.set_epoch(self.trainer.current_epoch)  # a resumed run continues the order
+        return DataLoader(
+            samples, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
+            pin_memory=torch.cuda.is_available(),
+        )  # fmt: skip
 
     def raw_inputs(self, indices: np.ndarray) -> torch.Tensor:
         """The samples at `indices` as stored (uint8 or float), from memory or decoded lazily."""

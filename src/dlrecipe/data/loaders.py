@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 
 class TensorBatches:
@@ -48,8 +48,7 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.indices
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = order[torch.randperm(len(order), generator=generator)]
+            order = order[epoch_permutation(len(order), self.seed, self.epoch)]
             order = order[: len(order) // self.world_size * self.world_size]
             self.epoch += 1
         order = order[self.rank :: self.world_size]
@@ -57,6 +56,27 @@ class TensorBatches:
         for start in range(0, min(stop, len(order)), self.batch_size):
             idx = order[start : start + self.batch_size]
             yield self.inputs[idx], self.targets[idx]
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The training order of one epoch: a function of (seed, epoch) only, so resumes continue it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+
+
+class EpochPermutation(Sampler[int]):
+    """TensorBatches' order for a DataLoader (data.fast_path=false); Lightning calls set_epoch."""
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(epoch_permutation(self.n, self.seed, self.epoch).tolist())
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
