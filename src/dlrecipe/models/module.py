@@ -19,6 +19,7 @@ from torch import nn
 from dlrecipe.data.info import DataInfo
 from dlrecipe.models.init import initialize
 from dlrecipe.models.optim import build_optimizer, check_optimizer
+from dlrecipe.models.regularization import Regularization
 from dlrecipe.models.schedules import ScheduleContext
 from dlrecipe.models.tasks import (
     MAIN_METRIC,
@@ -45,6 +46,7 @@ class LitModel(pl.LightningModule):
         init: str = "default",
         monitor: str = "val/loss",
         monitor_mode: str = "min",
+        regularization: dict | None = None,
     ):
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
@@ -54,6 +56,9 @@ class LitModel(pl.LightningModule):
         self.net = initialize(
             net(input_shape=self.info.input_shape, num_outputs=self.info.num_outputs), init
         )
+        # Extra penalties / max-norm (models/regularization.py); None when all off: nothing per step.
+        self.regularization = Regularization.from_config(self, regularization)
+        self._penalized = self.regularization is not None and self.regularization.penalizes
         self.loss_fn = build_loss(loss, self.info, label_smoothing)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.main_metric = MAIN_METRIC[self.info.task]
@@ -76,16 +81,23 @@ class LitModel(pl.LightningModule):
         n = len(y)
         score = batch_score(out.detach(), hard_targets(y, self.info.task), self.info.task)
         self._epoch_sums += torch.stack([loss.detach() * n, score * n, loss.new_tensor(n)])
+        if self._penalized:  # train/loss stays the data loss, comparable with val/loss
+            penalty = self.regularization.penalty()
+            self._penalty_sum += penalty.detach()
+            loss = loss + penalty
         if batch_idx + 1 >= self.trainer.num_training_batches:
             loss_sum, score_sum, count = self._epoch_sums
             # sync_dist: every rank saw its own share of the epoch; average them (once per epoch)
             once = {"on_step": False, "on_epoch": True, "sync_dist": True}
             self.log("train/loss", loss_sum / count, prog_bar=True, **once)
             self.log(f"train/{self.main_metric}", score_sum / count, **once)
+            if self._penalized:
+                self.log("train/penalty", self._penalty_sum / (batch_idx + 1), **once)
         return loss
 
     def on_train_epoch_start(self) -> None:
         self._epoch_sums = torch.zeros(3, device=self.device)
+        self._penalty_sum = torch.zeros((), device=self.device)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
@@ -121,6 +133,8 @@ class LitModel(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.optimizer_factory, self.net)
+        if self.regularization is not None and self.regularization.max_norm is not None:
+            optimizer.register_step_post_hook(self.regularization.constrain)
         if self.scheduler_factory is None:
             return optimizer
         total = max(1, int(self.trainer.estimated_stepping_batches))

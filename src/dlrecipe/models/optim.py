@@ -32,11 +32,16 @@ def check_optimizer(optimizer: Callable[..., torch.optim.Optimizer]) -> None:
         raise ConfigError(f"model.optimizer.weight_decay={wd} must be >= 0")
 
 
+def is_decayed(param: torch.Tensor) -> bool:
+    """Weight matrices and kernels; biases and normalization scales (ndim < 2) are left alone."""
+    return param.ndim >= 2
+
+
 def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for param in module.parameters():
         if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
+            (decay if is_decayed(param) else no_decay).append(param)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
