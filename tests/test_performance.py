@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning.pytorch as pl
+import pytest
 import torch
 
-from dlrecipe.builders import build_data
+from dlrecipe.builders import build_data, build_model
 from dlrecipe.data.loaders import TensorBatches
+from dlrecipe.errors import ConfigError
+from dlrecipe.eval import restore
 from dlrecipe.train import train
 
 
@@ -51,7 +56,8 @@ def test_fast_path_trains_to_the_same_weights_and_metrics(make_cfg, tmp_path):
     results = {}
     for fast in ("true", "false"):
         run = tmp_path / fast
-        train(make_cfg(f"data.fast_path={fast}", "report.enabled=false", run_dir=run))
+        short = ["+trainer.limit_train_batches=8", "report.enabled=false"]  # 2 epochs
+        train(make_cfg(f"data.fast_path={fast}", *short, run_dir=run))
         weights = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
         results[fast] = weights, json.loads((run / "summary.json").read_text())
     (w_fast, s_fast), (w_plain, s_plain) = results["true"], results["false"]
@@ -73,3 +79,64 @@ def test_optional_heavy_modules_are_imported_only_when_used():
         cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_channels_last_trains_like_the_default(make_cfg, tmp_path):
+    cfg = make_cfg("model.channels_last=true")
+    data = build_data(cfg)
+    model = build_model(cfg, data.info)
+    convs = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    seen = []  # what the second conv receives (32 channels: the two layouts differ)
+    convs[1].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    model.net(torch.randn(4, *data.info.input_shape))
+    channels_last = torch.channels_last
+    assert all(c.weight.is_contiguous(memory_format=channels_last) for c in convs)
+    assert seen[0].is_contiguous(memory_format=channels_last) and not seen[0].is_contiguous()
+
+    results = {}
+    for flag in ("false", "true"):
+        run = tmp_path / flag
+        short = ["trainer.max_epochs=1", "+trainer.limit_train_batches=8", "report.enabled=false"]
+        train(make_cfg(f"model.channels_last={flag}", *short, run_dir=run))
+        weights = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+        results[flag] = weights, json.loads((run / "summary.json").read_text())
+    (w_default, s_default), (w_nhwc, s_nhwc) = results["false"], results["true"]
+    for key in w_default:  # the same math in another memory order: equal up to rounding
+        assert torch.allclose(w_default[key].float(), w_nhwc[key].float(), atol=1e-3), key
+    for key, value in s_default["test_metrics"].items():
+        assert abs(value - s_nhwc["test_metrics"][key]) < 1e-2, key
+
+
+def test_compile_without_a_c_compiler_is_a_clear_error(make_cfg, tmp_path, monkeypatch):
+    cfg = make_cfg("model.compile=true")
+    info = build_data(cfg).info
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no cc, gcc or clang on it
+    with pytest.raises(ConfigError, match=r"model.compile=true needs a C compiler"):
+        build_model(cfg, info)
+
+
+@pytest.mark.slow
+def test_compiled_net_checkpoints_load_into_a_plain_net(make_cfg, tmp_path):
+    if not any(shutil.which(c) for c in ("cc", "gcc", "clang", "c++")):
+        pytest.skip("torch.compile's inductor backend needs a C compiler; none on PATH")
+    run = tmp_path / "compiled"
+    # One epoch of 8 steps; one eval batch per stage, so the compiled net sees few shapes.
+    overrides = ["trainer.max_epochs=1", "+trainer.limit_train_batches=8", "report.enabled=false",
+                 "data.eval_batch_size=1000", "trainer.num_sanity_val_steps=0"]  # fmt: skip
+    train(make_cfg("model.compile=true", *overrides, run_dir=run))
+    summary = json.loads((run / "summary.json").read_text())
+    checkpoint = torch.load(summary["best_checkpoint"], weights_only=True)
+    assert not [k for k in checkpoint["state_dict"] if "_orig_mod" in k]
+    # eval's path: rebuild the run's model (compiled) and load the plain keys; then test a plain
+    # (uncompiled) net with the same weights: the compiled run's metrics, up to rounding.
+    _, _, restored = restore(summary["best_checkpoint"])
+    assert restored.hparams.compile is True
+    plain_cfg = make_cfg(*overrides, run_dir=tmp_path / "plain")
+    data = build_data(plain_cfg)
+    data.load_state_dict(checkpoint["DataModule"])
+    plain = build_model(plain_cfg, data.info)
+    plain.load_state_dict(checkpoint["state_dict"])
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    metrics = trainer.test(plain, datamodule=data, verbose=False)[0]
+    for key, value in summary["test_metrics"].items():
+        assert abs(value - metrics[key]) < 1e-4, key

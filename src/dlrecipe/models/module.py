@@ -21,6 +21,7 @@ from dlrecipe.models.init import initialize
 from dlrecipe.models.optim import build_optimizer, check_optimizer
 from dlrecipe.models.regularization import Regularization
 from dlrecipe.models.schedules import ScheduleContext
+from dlrecipe.models.speed import check_compile, compile_net, use_channels_last
 from dlrecipe.models.tasks import (
     MAIN_METRIC,
     batch_score,
@@ -44,6 +45,8 @@ class LitModel(pl.LightningModule):
         loss: str | None = None,
         label_smoothing: float = 0.0,
         init: str = "default",
+        channels_last: bool = False,
+        compile: bool | dict = False,
         monitor: str = "val/loss",
         monitor_mode: str = "min",
         regularization: dict | None = None,
@@ -56,6 +59,9 @@ class LitModel(pl.LightningModule):
         self.net = initialize(
             net(input_shape=self.info.input_shape, num_outputs=self.info.num_outputs), init
         )
+        if channels_last:  # GPU speed options (models/speed.py); the weights stay the same
+            use_channels_last(self.net)
+        self._compile_options = check_compile(compile)  # no C compiler: fail now, not at step 1
         # Extra penalties / max-norm (models/regularization.py); None when all off: nothing per step.
         self.regularization = Regularization.from_config(self, regularization)
         self._penalized = self.regularization is not None and self.regularization.penalizes
@@ -66,6 +72,13 @@ class LitModel(pl.LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.run_config: dict[str, Any] | None = None  # set by train.py, saved with checkpoints
+
+    def configure_model(self) -> None:
+        # Lightning calls this before fit, validate and test alike: compile once, lazily (the
+        # first step compiles); in place, so checkpoints keep plain state-dict keys.
+        if self._compile_options is not None and not getattr(self, "_compiled", False):
+            compile_net(self.net, self._compile_options)
+            self._compiled = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
