@@ -28,6 +28,7 @@ from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
 from dlrecipe.errors import ConfigError, exit_on_config_error
+from dlrecipe.lint import run_lint
 from dlrecipe.models.tasks import MAIN_METRIC, build_metrics
 from dlrecipe.predict import split_predictions
 from dlrecipe.report.augmentation_grid import save_augmentation_grid
@@ -35,6 +36,7 @@ from dlrecipe.report.build import write_report
 from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
 from dlrecipe.report.summary import RunSummary
 from dlrecipe.resume import resume_config
+from dlrecipe.sanity import run_suite as run_sanity_suite
 from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
 
 
@@ -42,8 +44,11 @@ def train(cfg: DictConfig) -> float | None:
     if cfg.get("resume"):
         cfg = resume_config(cfg)
     cfg = name_trial_runs(cfg)
+    run_lint(cfg)  # known config mistakes, before any data is loaded (extras.lint=false: off)
     datamodule = build_data(cfg)
     check_metric_names(cfg, datamodule.info)
+    if cfg.get("sanity"):  # debug=sanity: the sanity suite instead of a fit (exit 1 on a failure)
+        return run_sanity_suite(cfg, datamodule)
     if len(datamodule.folds) > 1 and datamodule.split.fold is None:
         if cfg.get("ckpt_path"):
             raise ConfigError(
@@ -93,6 +98,7 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
         summary.optimized_value = _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
         summary.total_seconds = time.perf_counter() - started
+        summary.record_peak_memory()
         if trainer.is_global_zero:
             _write_predictions(model, datamodule, run_dir)
             summary.write(run_dir / "summary.json")
