@@ -66,6 +66,10 @@ def test_fast_path_trains_to_the_same_weights_and_metrics(make_cfg, tmp_path):
         assert torch.equal(w_fast[key], w_plain[key]), key
     assert s_fast["test_metrics"] == s_plain["test_metrics"]
     assert s_fast["val_metrics"] == s_plain["val_metrics"]
+    assert (
+        s_fast["peak_rss_mb"] > 100
+    )  # the summary reports the run's peak memory (torch alone ~300 MB)
+    assert s_fast["peak_gpu_mb"] is None  # CPU run
 
 
 def test_optional_heavy_modules_are_imported_only_when_used():
@@ -140,3 +144,13 @@ def test_compiled_net_checkpoints_load_into_a_plain_net(make_cfg, tmp_path):
     metrics = trainer.test(plain, datamodule=data, verbose=False)[0]
     for key, value in summary["test_metrics"].items():
         assert abs(value - metrics[key]) < 1e-4, key
+
+
+def test_folds_and_loaders_share_one_copy_of_the_data(make_cfg):
+    data = build_data(make_cfg("data/split=kfold", "data.split.k=3"))
+    storage = data.data.inputs.untyped_storage().data_ptr()
+    for index in range(3):
+        fold = data.for_fold(index)
+        fold.setup("fit")
+        for loader in (fold.train_dataloader(), fold.val_dataloader(), fold.test_dataloader()):
+            assert loader.inputs.untyped_storage().data_ptr() == storage  # a view, not a copy

@@ -3,13 +3,15 @@
     cat outputs/train/<date>/<time>/summary.json
 
 One place that answers "how did the run go": test (and best-checkpoint validation) metrics,
-best epoch and checkpoint, parameter counts, wall time and throughput, and a note when the
-learning curves show over-fitting.
+best epoch and checkpoint, parameter counts, wall time, throughput and peak memory, and a
+note when the learning curves show over-fitting.
 """
 
 from __future__ import annotations
 
 import json
+import resource
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,10 +42,20 @@ class RunSummary:
     optimized_metric: str | None = None
     optimized_value: float | None = None
     report: str | None = None  # report/index.html
+    peak_rss_mb: float = 0.0  # this process's peak resident memory (not DataLoader workers')
+    peak_gpu_mb: float | None = None  # torch.cuda.max_memory_allocated; None without CUDA
 
     @property
     def steps_per_second(self) -> float:
         return self.train_steps / self.fit_seconds if self.fit_seconds > 0 else 0.0
+
+    def record_peak_memory(self) -> None:
+        """Peak memory of this process (rank 0's under DDP) and, when CUDA ran, of the GPU."""
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self.peak_rss_mb = peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # B / KiB
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            self.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "steps_per_second": self.steps_per_second}
@@ -78,6 +90,10 @@ class RunSummary:
         facts.add_row(
             "throughput", f"{self.steps_per_second:.1f} steps/s ({self.train_steps} steps)"
         )
+        memory = f"{self.peak_rss_mb:,.0f} MB resident"
+        if self.peak_gpu_mb is not None:
+            memory += f", {self.peak_gpu_mb:,.0f} MB GPU (max allocated)"
+        facts.add_row("peak memory", memory)
         if self.learning_curves:
             facts.add_row("learning curves", self.learning_curves)
         if self.report:
