@@ -3,15 +3,17 @@ penalties on a forward, SWA and EMA on the final weights. Real wine MLP runs, a 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
 
-from dlrecipe.builders import build_data, build_model, build_trainer
+from dlrecipe.builders import build_data, build_model, build_trainer, compose
 from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import ConfigError
+from dlrecipe.eval import evaluate
 from dlrecipe.models.optim import is_decayed
 from dlrecipe.train import train
 
@@ -104,7 +106,7 @@ def _final_weights(cfg) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_swa_and_ema_change_the_final_weights(make_cfg, tmp_path):
+def test_swa_and_ema_change_the_final_weights_and_the_test_scores_the_average(make_cfg, tmp_path):
     common = [*WINE, "trainer.max_epochs=4", "callbacks.early_stopping=null"]
     plain = _final_weights(make_cfg(*common, run_dir=tmp_path / "plain"))
     for averaging, option in (("swa", "callbacks.swa.start_epoch=0.5"),
@@ -114,3 +116,8 @@ def test_swa_and_ema_change_the_final_weights(make_cfg, tmp_path):
         averaged = _final_weights(cfg)
         assert plain.keys() == averaged.keys()
         assert any(not torch.allclose(plain[k], averaged[k]) for k in plain), averaging
+    # The run's test scored the averaged weights the best checkpoint holds, as eval does.
+    summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    got = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
+                            "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"], "eval"))  # fmt: skip
+    assert got["test/loss"] == pytest.approx(summary["test_metrics"]["test/loss"], abs=1e-6)

@@ -1,26 +1,44 @@
-"""Stochastic weight averaging on Lightning's WeightAveraging: checkpoints hold the average.
+"""Weight averaging (SWA, EMA) on Lightning's WeightAveraging, tested on the averaged weights.
 
     python -m dlrecipe.train callbacks=swa
-    python -m dlrecipe.train callbacks=swa callbacks.swa.start_epoch=0.5
+    python -m dlrecipe.train callbacks=ema callbacks.ema.decay=0.995
 
-Lightning's older `StochasticWeightAveraging` swaps the average in only when training ends,
-after every checkpoint was written, so a run that tests its best checkpoint (as dlrecipe does)
-would never see it. `WeightAveraging` (Lightning >= 2.6) validates and checkpoints the averaged
-weights themselves; this subclass adds the SWA timing: an equal-weight mean of the weights at
-the end of every epoch from `start_epoch` on. EMA needs no glue: conf/callbacks/ema.yaml uses
-Lightning's EMAWeightAveraging directly.
+`WeightAveraging` (Lightning >= 2.6) validates and checkpoints the averaged weights; Lightning's
+older `StochasticWeightAveraging` swaps the average in only when training ends, after every
+checkpoint was written, so a run that tests its best checkpoint (as dlrecipe does) would never
+see it. Two pieces of glue:
+
+- SWA timing: an equal-weight mean of the weights at the end of every epoch from `start_epoch`
+  on (`EMA` is Lightning's EMAWeightAveraging: a moving average after every step);
+- after fit, a checkpoint's `state_dict` (the average) is the model. Lightning's callback would
+  load the raw weights it also keeps there when `trainer.test(ckpt_path=...)` runs after fit,
+  so the test, the predictions and the report would score the weights that were not averaged.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.callbacks import EMAWeightAveraging, WeightAveraging
 
 from dlrecipe.errors import ConfigError
 
 
-class SWA(WeightAveraging):
+class _EvaluateTheAverage(WeightAveraging):
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":  # fit ended with the average copied into the model; nothing to swap now
+            self._average_model = None
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn == "fit":  # resuming: restore both the average and the raw weights
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+class SWA(_EvaluateTheAverage):
     def __init__(
         self,
         start_epoch: int | float = 0.75,
@@ -48,3 +66,7 @@ class SWA(WeightAveraging):
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         return epoch_idx is not None and epoch_idx >= self._first_epoch
+
+
+class EMA(_EvaluateTheAverage, EMAWeightAveraging):
+    """Lightning's EMAWeightAveraging (decay, update_every_n_steps, update_starting_at_*)."""

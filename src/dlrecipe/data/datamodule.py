@@ -60,6 +60,8 @@ class DataModule(pl.LightningDataModule):
         self.augmentation = augmentation or Augmentation()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
+        # A curriculum (callbacks/curriculum.py) sets this to narrow each epoch's training samples.
+        self.train_subset: Callable[[np.ndarray, int], np.ndarray] | None = None
         # In-memory tensors are batched by slicing (TensorBatches); false serves them through a
         # torch DataLoader instead, to check the fast path against it (same batches, same order).
         self.fast_path = fast_path
@@ -133,16 +135,23 @@ class DataModule(pl.LightningDataModule):
         self.augmentation.build(info.input_shape)
 
     def train_dataloader(self) -> Iterable:
-        drop_last = len(self.fold.train) > self.batch_size  # a 1-sample batch breaks batch norm
+        train = self.epoch_train_indices()
+        drop_last = len(train) > self.batch_size  # a 1-sample batch breaks batch norm
         # Overfitting one batch (debug=overfit) needs the same batch every epoch.
         shuffle = not (self.trainer is not None and self.trainer.overfit_batches)
-        batch_size = min(self.per_device_batch_size(), len(self.fold.train))
+        batch_size = min(self.per_device_batch_size(), len(train))
         if self.augments_in_workers:
-            return self._augmenting_loader(batch_size, shuffle, drop_last)
-        loader = self._loader(self.fold.train, batch_size, shuffle, drop_last)
+            return self._augmenting_loader(train, batch_size, shuffle, drop_last)
+        loader = self._loader(train, batch_size, shuffle, drop_last)
         if isinstance(loader, TensorBatches) and self.trainer is not None:
             loader.epoch = self.trainer.current_epoch  # a resumed run continues the batch order
         return loader
+
+    def epoch_train_indices(self) -> np.ndarray:
+        """This epoch's training samples: all of them, unless a curriculum narrows them."""
+        if self.train_subset is None:
+            return self.fold.train
+        return self.train_subset(self.fold.train, self.trainer.current_epoch if self.trainer else 0)
 
     def per_device_batch_size(self) -> int:
         """data.batch_size is the global batch: each of the world_size processes takes a share."""
@@ -161,8 +170,10 @@ class DataModule(pl.LightningDataModule):
             self.num_workers > 0 and self.info.is_image and self.augmentation.transform is not None
         )
 
-    def _augmenting_loader(self, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
-        data, indices = self.data, self.fold.train
+    def _augmenting_loader(
+        self, indices: np.ndarray, batch_size: int, shuffle: bool, drop_last: bool
+    ) -> DataLoader:
+        data = self.data
         if isinstance(data.inputs, torch.Tensor):
             base = IndexedSamples(data.inputs, data.targets, torch.as_tensor(indices))
         else:

@@ -1,0 +1,95 @@
+"""Batch growth and curricula on real wine MLP runs: what the model is fed, epoch by epoch."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+
+from dlrecipe.builders import build_data, build_model, build_trainer
+from dlrecipe.callbacks.batch_growth import BatchGrowth
+from dlrecipe.callbacks.curriculum import Curriculum
+from dlrecipe.errors import ConfigError
+
+WINE = [
+    "experiment=wine_mlp",
+    "report.enabled=false",
+    "logger=none",
+    "callbacks.early_stopping=null",
+]
+
+
+class Fed(pl.Callback):
+    """Per epoch: the size of every batch the model trained on, and the loader's samples."""
+
+    def __init__(self):
+        self.sizes: dict[int, list[int]] = defaultdict(list)
+        self.samples: dict[int, set[int]] = {}
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.samples[trainer.current_epoch] = set(trainer.train_dataloader.indices.tolist())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.sizes[trainer.current_epoch].append(len(batch[1]))
+
+
+def _fit(cfg, callback: pl.Callback) -> tuple[Fed, object, pl.Trainer]:
+    Path(cfg.paths.output_dir).mkdir(parents=True)
+    datamodule = build_data(cfg)
+    model = build_model(cfg, datamodule.info)
+    fed = Fed()
+    trainer = build_trainer(cfg, cfg.paths.output_dir, extra_callbacks=[callback, fed])
+    trainer.fit(model, datamodule=datamodule)
+    return fed, datamodule, trainer
+
+
+def test_batch_grows_at_the_milestones(make_cfg):
+    cfg = make_cfg(*WINE, "trainer.max_epochs=4", "data.batch_size=16", "model/scheduler=none")
+    fed, datamodule, trainer = _fit(cfg, BatchGrowth(milestones=[1, 3], factor=2))
+    n = len(datamodule.fold.train)  # 124 wines
+    for epoch, batch in enumerate([16, 32, 32, 64]):
+        assert fed.sizes[epoch] == [batch] * (n // batch), epoch  # drop_last: full batches only
+    assert trainer.callback_metrics["train/batch_size"] == 64  # logged for the last epoch
+    assert trainer.reload_dataloaders_every_n_epochs == 0  # only the milestone epochs reloaded
+
+
+def test_batch_growth_refuses_a_decaying_schedule(make_cfg):
+    cfg = make_cfg(*WINE, "trainer.max_epochs=2")  # model/scheduler=cosine
+    with pytest.raises(ConfigError, match="model/scheduler=none"):
+        _fit(cfg, BatchGrowth(milestones=[1]))
+
+
+def test_curriculum_starts_with_the_easiest_fraction_and_ends_with_all(make_cfg, tmp_path):
+    cfg = make_cfg(*WINE, "trainer.max_epochs=4", "data.batch_size=8")
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=178)
+    np.save(tmp_path / "scores.npy", scores)
+    curriculum = Curriculum(str(tmp_path / "scores.npy"), pacing="linear", start_frac=0.25,
+                            full_at_epoch=2)  # fmt: skip
+    fed, datamodule, _ = _fit(cfg, curriculum)
+    train = datamodule.fold.train
+    easiest = set(train[np.argsort(scores[train])][: math.ceil(0.25 * len(train))].tolist())
+    assert fed.samples[0] == easiest
+    assert sum(fed.sizes[0]) == len(easiest) // 8 * 8  # what the model saw in epoch 0
+    assert len(fed.samples[1]) == math.ceil(0.625 * len(train))  # half-way: 0.25 + 0.75 / 2
+    assert fed.samples[2] == fed.samples[3] == set(train.tolist())
+    assert datamodule.train_subset is None  # evaluation after fit sees everything
+
+
+def test_curriculum_by_pre_pass_loss_and_step_pacing(make_cfg):
+    cfg = make_cfg(*WINE, "trainer.max_epochs=3", "data.batch_size=16")
+    curriculum = Curriculum("loss", pacing="step", start_frac=0.5, full_at_epoch=2, steps=1,
+                            prepass_epochs=1)  # fmt: skip
+    fed, datamodule, _ = _fit(cfg, curriculum)
+    train = datamodule.fold.train
+    scores = curriculum.scores[train]
+    assert np.isfinite(scores).all() and scores.std() > 0
+    kept = np.array(sorted(fed.samples[0]))
+    dropped = np.setdiff1d(train, kept)
+    assert len(kept) == len(train) // 2 and len(fed.samples[1]) == len(kept)  # one jump, at epoch 2
+    assert curriculum.scores[kept].max() <= curriculum.scores[dropped].min()  # the easiest half
+    assert fed.samples[2] == set(train.tolist())
