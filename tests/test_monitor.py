@@ -44,14 +44,14 @@ def test_monitor_writes_dynamics_to_csv_and_tensorboard(make_cfg):
 
 def test_update_ratio_warning_fires_with_a_huge_learning_rate(make_cfg):
     cfg = make_cfg("experiment=wine_mlp", "callbacks=monitor", "model.optimizer.lr=20",
-                   "trainer.max_epochs=6", "callbacks.monitor.every_n_steps=1",
+                   "trainer.max_epochs=4", "callbacks.monitor.every_n_steps=1",
                    "callbacks.early_stopping=null", *NO_REPORT)  # fmt: skip
     with pytest.warns(UpdateRatioWarning, match=r"lower the learning rate, model\.optimizer\.lr"):
         train(cfg)
 
 
 def test_no_warning_at_the_default_learning_rate(make_cfg, recwarn):
-    cfg = make_cfg("experiment=wine_mlp", "callbacks=monitor", "trainer.max_epochs=6",
+    cfg = make_cfg("experiment=wine_mlp", "callbacks=monitor", "trainer.max_epochs=4",
                    "callbacks.monitor.every_n_steps=1", "callbacks.early_stopping=null", *NO_REPORT)  # fmt: skip
     train(cfg)
     assert not [w for w in recwarn if issubclass(w.category, UpdateRatioWarning)]

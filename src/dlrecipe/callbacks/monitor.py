@@ -74,6 +74,7 @@ class TrainingMonitor(pl.Callback):
         self._acts: dict[str, torch.Tensor] = {}
         self._before: dict[str, torch.Tensor] = {}
         self._metrics: dict[str, float] = {}
+        self._wandb: dict[str, Any] = {}  # histograms and images for one W&B log call
         self._judge_from, self._judge_until = 1, math.inf
 
     # -- when -------------------------------------------------------------------------------------
@@ -115,10 +116,10 @@ class TrainingMonitor(pl.Callback):
             if key in norms:
                 self._metrics[f"monitor/grad_norm/{name}"] = float(norms[key])
             self._before[name] = param.detach().clone()
-        if self.histograms and param_histograms_wanted(trainer):
+        if self.histograms and _wants_media(trainer):
             for name, param in _weights(pl_module):
                 if param.grad is not None:
-                    _histogram(trainer, f"monitor/grads/{name}", param.grad, self._step)
+                    self._histogram(trainer, f"monitor/grads/{name}", param.grad, self._step)
 
     def on_train_batch_end(
         self,
@@ -139,7 +140,7 @@ class TrainingMonitor(pl.Callback):
             metrics[f"monitor/act_dead/{name}"] = float((units.amax(1) <= 0).float().mean())
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
-        if param_histograms_wanted(trainer):
+        if _wants_media(trainer):
             self._images_and_histograms(trainer, pl_module, step)
         for hook in self._hooks:
             hook.remove()
@@ -189,13 +190,37 @@ class TrainingMonitor(pl.Callback):
     def _images_and_histograms(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:  # fmt: skip
         if self.histograms:
             for name, param in _weights(pl_module):
-                _histogram(trainer, f"monitor/weights/{name}", param, step)
+                self._histogram(trainer, f"monitor/weights/{name}", param, step)
             for name, out in self._acts.items():
-                _histogram(trainer, f"monitor/activations/{name}", out, step)
+                self._histogram(trainer, f"monitor/activations/{name}", out, step)
         if self.filters:
             conv = next((m for m in pl_module.modules() if isinstance(m, nn.Conv2d)), None)
             if conv is not None:
-                _image(trainer, "monitor/first_filters", _filter_grid(conv.weight.detach()), step)
+                grid = _filter_grid(conv.weight.detach())
+                self._image(trainer, "monitor/first_filters", grid, step)
+        for logger in trainer.loggers:  # W&B: one history row per monitored step
+            if self._wandb and _kind(logger) == "WandbLogger":
+                logger.experiment.log({**self._wandb, "trainer/global_step": step})
+        self._wandb = {}
+
+    def _histogram(self, trainer: pl.Trainer, tag: str, values: torch.Tensor, step: int) -> None:
+        data = values.detach().float().flatten().cpu()
+        for logger in trainer.loggers:
+            if _kind(logger) == "TensorBoardLogger":
+                logger.experiment.add_histogram(tag, data, step)
+            elif _kind(logger) == "WandbLogger":
+                import wandb
+
+                self._wandb[tag] = wandb.Histogram(data.numpy())
+
+    def _image(self, trainer: pl.Trainer, tag: str, image: torch.Tensor, step: int) -> None:
+        for logger in trainer.loggers:
+            if _kind(logger) == "TensorBoardLogger":
+                logger.experiment.add_image(tag, image, step)
+            elif _kind(logger) == "WandbLogger":
+                import wandb
+
+                self._wandb[tag] = wandb.Image(image.permute(1, 2, 0).numpy())
 
 
 def _weights(pl_module: pl.LightningModule) -> list[tuple[str, torch.Tensor]]:
@@ -216,20 +241,9 @@ def _kind(logger: Any) -> str:
     return type(logger).__name__
 
 
-def param_histograms_wanted(trainer: pl.Trainer) -> bool:
+def _wants_media(trainer: pl.Trainer) -> bool:
     """Histograms and images go to TensorBoard / W&B; CSV has no place for them."""
     return any(_kind(lg) in ("TensorBoardLogger", "WandbLogger") for lg in trainer.loggers)
-
-
-def _histogram(trainer: pl.Trainer, tag: str, values: torch.Tensor, step: int) -> None:
-    data = values.detach().float().flatten().cpu()
-    for logger in trainer.loggers:
-        if _kind(logger) == "TensorBoardLogger":
-            logger.experiment.add_histogram(tag, data, step)
-        elif _kind(logger) == "WandbLogger":
-            import wandb
-
-            logger.experiment.log({tag: wandb.Histogram(data.numpy()), "trainer/global_step": step})
 
 
 def _filter_grid(weight: torch.Tensor) -> torch.Tensor:
@@ -242,15 +256,6 @@ def _filter_grid(weight: torch.Tensor) -> torch.Tensor:
     low = w.flatten(1).amin(1).view(-1, 1, 1, 1)
     high = w.flatten(1).amax(1).view(-1, 1, 1, 1)
     w = (w - low) / (high - low).clamp_min(1e-12)
-    w = torch.nn.functional.interpolate(
-        w, scale_factor=4, mode="nearest"
-    )  # 3x3 is too small to see
+    # 3x3 kernels are too small to see: each weight becomes a 4x4 block.
+    w = torch.nn.functional.interpolate(w, scale_factor=4, mode="nearest")
     return make_grid(w, nrow=8, padding=1, pad_value=1.0)
-
-
-def _image(trainer: pl.Trainer, tag: str, image: torch.Tensor, step: int) -> None:
-    for logger in trainer.loggers:
-        if _kind(logger) == "TensorBoardLogger":
-            logger.experiment.add_image(tag, image, step)
-        elif _kind(logger) == "WandbLogger":
-            logger.log_image(key=tag, images=[image.permute(1, 2, 0).numpy()], step=step)

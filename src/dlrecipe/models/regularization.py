@@ -2,7 +2,7 @@
 
     python -m dlrecipe.train model.regularization.l1=1e-5 model.regularization.l2=1e-4
     python -m dlrecipe.train model.regularization.max_norm=3
-    python -m dlrecipe.train 'model.regularization.activity={layers:[net.head.1],l1:1e-4}'
+    python -m dlrecipe.train 'model.regularization.activity={layers:[net.head.2],l1:1e-4}'
 
 Weight penalties apply to the same parameters weight decay does (`models/optim.is_decayed`:
 weight matrices and kernels, never biases or normalization scales). Max-norm rescales each
