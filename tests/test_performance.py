@@ -154,3 +154,24 @@ def test_folds_and_loaders_share_one_copy_of_the_data(make_cfg):
         fold.setup("fit")
         for loader in (fold.train_dataloader(), fold.val_dataloader(), fold.test_dataloader()):
             assert loader.inputs.untyped_storage().data_ptr() == storage  # a view, not a copy
+
+
+def test_train_loss_is_the_epoch_mean_of_the_step_losses(make_cfg):
+    cfg = make_cfg("data.batch_size=50")
+    data, steps = build_data(cfg), []
+    model = build_model(cfg, data.info)
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            steps.append((float(outputs["loss"]), len(batch[1])))
+
+    trainer = pl.Trainer(
+        accelerator="cpu", max_epochs=1, limit_train_batches=5, limit_val_batches=0,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[Record()],
+    )  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    mean = sum(loss * n for loss, n in steps) / sum(n for _, n in steps)
+    assert len(steps) == 5
+    assert abs(float(trainer.callback_metrics["train/loss"]) - mean) < 1e-5
+    assert 0.0 <= float(trainer.callback_metrics["train/acc"]) <= 1.0

@@ -93,23 +93,26 @@ class LitModel(pl.LightningModule):
         # self.log call or a torchmetrics update per step costs more than a small model's step.
         n = len(y)
         score = batch_score(out.detach(), hard_targets(y, self.info.task), self.info.task)
-        self._epoch_sums += torch.stack([loss.detach() * n, score * n, loss.new_tensor(n)])
+        self._loss_sum.add_(loss.detach(), alpha=n)  # in place: no new tensors per step
+        self._score_sum.add_(score, alpha=n)
+        self._count += n
         if self._penalized:  # train/loss stays the data loss, comparable with val/loss
             penalty = self.regularization.penalty()
             self._penalty_sum += penalty.detach()
             loss = loss + penalty
         if batch_idx + 1 >= self.trainer.num_training_batches:
-            loss_sum, score_sum, count = self._epoch_sums
             # sync_dist: every rank saw its own share of the epoch; average them (once per epoch)
             once = {"on_step": False, "on_epoch": True, "sync_dist": True}
-            self.log("train/loss", loss_sum / count, prog_bar=True, **once)
-            self.log(f"train/{self.main_metric}", score_sum / count, **once)
+            self.log("train/loss", self._loss_sum / self._count, prog_bar=True, **once)
+            self.log(f"train/{self.main_metric}", self._score_sum / self._count, **once)
             if self._penalized:
                 self.log("train/penalty", self._penalty_sum / (batch_idx + 1), **once)
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_sums = torch.zeros(3, device=self.device)
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._score_sum = torch.zeros((), device=self.device)
+        self._count = 0
         self._penalty_sum = torch.zeros((), device=self.device)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
