@@ -40,6 +40,9 @@ def restore(
     state = datamodule_state(checkpoint)
     if state:
         datamodule.load_state_dict(state)
+    backbone = OmegaConf.select(run_cfg, "model.net.backbone")
+    if backbone is not None and backbone.get("source") != "dlrecipe":
+        backbone.weights = "none"  # the checkpoint holds every weight: no hub, no weight file
     model = build_model(run_cfg, datamodule.info)
     check_compatible(checkpoint, model, ckpt_path)
     model.load_state_dict(checkpoint["state_dict"])

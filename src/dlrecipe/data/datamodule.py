@@ -12,6 +12,7 @@ what the model is built from.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -30,7 +31,7 @@ from dlrecipe.data.loaders import (
     to_float,
 )
 from dlrecipe.data.normalization import Standardize
-from dlrecipe.data.sources.base import SourceData
+from dlrecipe.data.sources.base import SourceData, select_classes
 from dlrecipe.data.splits import Fold, HoldoutSplit
 from dlrecipe.errors import ConfigError
 
@@ -47,6 +48,8 @@ class DataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         fast_path: bool = True,
+        classes: list | None = None,
+        similar_to_pretraining: bool = True,
         **source_args: Any,
     ):
         super().__init__()
@@ -65,6 +68,10 @@ class DataModule(pl.LightningDataModule):
         # In-memory tensors are batched by slicing (TensorBatches); false serves them through a
         # torch DataLoader instead, to check the fast path against it (same batches, same order).
         self.fast_path = fast_path
+        self.classes = classes  # keep only these classes (e.g. digits 5-9 for transfer learning)
+        # Do these images look like the backbone's pretraining data? finetuning=auto reads it.
+        self.similar_to_pretraining = similar_to_pretraining
+        self._served_features: SourceData | None = None  # the images while features stand in
         self.seed = seed  # the training seed: batch order, not the split (that is data.split.seed)
         # Hold-out has one fold; a K-fold split may name one (data.split.fold=i), else fold 0
         # until train.py walks through them all with for_fold().
@@ -82,6 +89,8 @@ class DataModule(pl.LightningDataModule):
                 self._data = self.source(**self.source_args)
             except TypeError as err:  # an override the source does not take, e.g. data.pth=
                 raise ConfigError(f"data: {err}. Check the data.* keys of this data set.") from err
+            if self.classes is not None:
+                self._data = select_classes(self._data, self.classes)
         return self._data
 
     @property
@@ -209,6 +218,8 @@ class DataModule(pl.LightningDataModule):
         Images are augmented in pixel space, before normalization; tables after it, so that
         feature noise is measured in standard deviations of each feature.
         """
+        if self._served_features is not None:  # cached backbone features: already model input
+            return x
         x = to_float(x)
         if augment and x.ndim == 4 and not self.augments_in_workers:
             x = self.augmentation(x)
@@ -298,6 +309,22 @@ class DataModule(pl.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
             pin_memory=torch.cuda.is_available(),
         )  # fmt: skip
+
+    def serve_features(self, features: torch.Tensor | None) -> None:
+        """Batches of `features` (one row per sample, same indices) instead of the images; None ends it.
+
+        Feature extraction with a frozen backbone computes each image's features once
+        (model.finetuning.cache_features) and trains the head on these rows.
+        """
+        if features is None:
+            if self._served_features is not None:
+                self._data, self._served_features = self._served_features, None
+            return
+        images = self._served_features if self._served_features is not None else self.data
+        self._data = dataclasses.replace(
+            images, inputs=features, input_shape=tuple(features.shape[1:])
+        )
+        self._served_features = images
 
     def raw_inputs(self, indices: np.ndarray) -> torch.Tensor:
         """The samples at `indices` as stored (uint8 or float), from memory or decoded lazily."""

@@ -43,7 +43,12 @@ class Fold:
 
 class HoldoutSplit:
     def __init__(
-        self, val_frac: float = 0.15, test_frac: float = 0.15, stratify: bool = True, seed: int = 0
+        self,
+        val_frac: float = 0.15,
+        test_frac: float = 0.15,
+        stratify: bool = True,
+        seed: int = 0,
+        train_per_class: int | None = None,
     ):
         for key, value in (("val_frac", val_frac), ("test_frac", test_frac)):
             if not 0.0 <= value < 1.0:
@@ -63,6 +68,11 @@ class HoldoutSplit:
             stratify,
             seed,
         )
+        if train_per_class is not None and train_per_class < 1:
+            raise ConfigError(
+                f"data.split.train_per_class={train_per_class} must be >= 1 (or null)"
+            )
+        self.train_per_class = train_per_class
         self.fold = None  # one fold only; K-fold splits use this to pick one of theirs
 
     def folds(self, data: SourceData) -> list[Fold]:
@@ -82,6 +92,8 @@ class HoldoutSplit:
             train, val = self._cut(rest, labels, min(share, 0.9), data.task, data.groups)
         else:
             train = np.setdiff1d(rest, val)
+        if self.train_per_class is not None:
+            train = per_class_sample(train, labels, self.train_per_class, self.seed, data.task)
         return [Fold(np.sort(train), np.sort(val), np.sort(test))]
 
     def _cut(self, idx: np.ndarray, labels: np.ndarray, frac: float, task: str, groups: np.ndarray | None = None):  # fmt: skip
@@ -120,3 +132,14 @@ def hold_out(
             )
     keep, cut = train_test_split(idx, test_size=frac, random_state=seed, stratify=strata)
     return keep, cut
+
+
+def per_class_sample(
+    idx: np.ndarray, labels: np.ndarray, n: int, seed: int, task: str
+) -> np.ndarray:
+    """At most `n` random samples of each class: a small labelled set, the rest left unused."""
+    if task == "regression":
+        raise ConfigError("data.split.train_per_class needs classes; this data is regression")
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(idx)
+    return np.concatenate([shuffled[labels[shuffled] == c][:n] for c in np.unique(labels[idx])])

@@ -33,7 +33,9 @@ def initialize(net: nn.Module, scheme: str = "default") -> nn.Module:
     fn = SCHEMES[scheme]
     if fn is None:
         return net
-    for module in net.modules():
+    # A pretrained net re-initializes only its new parts (its head), never the loaded weights.
+    fresh = net.fresh_modules() if hasattr(net, "fresh_modules") else [net]
+    for module in (m for part in fresh for m in part.modules()):
         if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
             fn(module.weight)
             if module.bias is not None:

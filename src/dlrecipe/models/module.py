@@ -49,11 +49,12 @@ class LitModel(pl.LightningModule):
         compile: bool | dict = False,
         monitor: str = "val/loss",
         monitor_mode: str = "min",
+        finetuning: Callable[[], pl.Callback] | None = None,
         regularization: dict | None = None,
     ):
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "finetuning"])
         self.info = DataInfo.from_dict(info)
         check_optimizer(optimizer)
         self.net = initialize(
@@ -72,6 +73,12 @@ class LitModel(pl.LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.run_config: dict[str, Any] | None = None  # set by train.py, saved with checkpoints
+        # model=finetune brings its own freeze / unfreeze schedule (models/finetuning.py).
+        self.finetuning = finetuning() if finetuning is not None else None
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        return [self.finetuning] if self.finetuning is not None and fitting else []
 
     def configure_model(self) -> None:
         # Lightning calls this before fit, validate and test alike: compile once, lazily (the

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dlrecipe.data.info import Task
+from dlrecipe.errors import ConfigError
 
 
 @dataclass
@@ -61,3 +62,38 @@ def encode_labels(labels: np.ndarray, task: Task) -> tuple[torch.Tensor, list[st
         return torch.as_tensor(labels.astype(np.float32)), []
     classes, codes = np.unique(labels, return_inverse=True)
     return torch.as_tensor(codes, dtype=torch.long), [str(c) for c in classes]
+
+
+def select_classes(data: SourceData, classes: list) -> SourceData:
+    """Only the samples of `classes` (names or labels), relabelled 0..k-1 in the order given."""
+    if data.task == "regression":
+        raise ConfigError(
+            "data.classes selects classes of a classification set; this one is regression"
+        )
+    names = [str(c) for c in classes]
+    unknown = [n for n in names if n not in data.class_names]
+    if unknown or len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError(
+            f"data.classes={names}: give two or more distinct classes of {data.class_names}"
+            + (f" ({unknown} are not among them)" if unknown else "")
+        )
+    if not isinstance(data.inputs, torch.Tensor):
+        raise ConfigError(
+            "data.classes works on in-memory data; for a folder, keep only those sub-folders"
+        )
+    codes = torch.tensor([data.class_names.index(n) for n in names])
+    keep = torch.isin(data.targets, codes).nonzero().flatten()
+    relabel = torch.full((len(data.class_names),), -1, dtype=torch.long)
+    relabel[codes] = torch.arange(len(codes))
+    position = np.full(len(data), -1)
+    position[keep.numpy()] = np.arange(len(keep))
+
+    def moved(indices: np.ndarray | None) -> np.ndarray | None:
+        return None if indices is None else position[indices][position[indices] >= 0]
+
+    return SourceData(
+        data.inputs[keep], relabel[data.targets[keep]], "binary" if len(names) == 2 else "multiclass",
+        class_names=names, feature_names=data.feature_names, input_shape=data.input_shape,
+        test_indices=moved(data.test_indices), val_indices=moved(data.val_indices),
+        groups=None if data.groups is None else data.groups[keep.numpy()],
+    )  # fmt: skip

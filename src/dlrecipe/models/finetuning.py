@@ -1,0 +1,292 @@
+"""Which backbone blocks train when: feature extraction, staged, full, or chosen from the data.
+
+    python -m dlrecipe.train experiment=digits_finetune model/finetuning=staged
+    python -m dlrecipe.train experiment=digits_finetune model/finetuning=auto data.similar_to_pretraining=false
+
+Every mode is a list of stages on top of a frozen backbone: at epoch E unfreeze these blocks
+and train them at lr x lr_mult, in new optimizer parameter groups (discriminative learning
+rates; weight decay still spares biases and norms). feature_extraction has no stages, full
+unfreezes everything at epoch 0, staged is yours to write, auto picks by training-set size
+and similarity to the pretraining data. Lightning's BaseFinetuning keeps the added groups
+across a resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch.optim import Optimizer
+
+from dlrecipe.errors import ConfigError
+from dlrecipe.models.optim import param_groups
+
+log = logging.getLogger(__name__)
+MODES = ("feature_extraction", "staged", "full", "auto")
+
+
+@dataclass(frozen=True)
+class Stage:
+    epoch: int  # at the start of this epoch ...
+    blocks: tuple[str, ...]  # ... these blocks (and everything inside them) start training
+    lr_mult: float  # at the head's learning rate times this
+
+
+class Finetuning(BaseFinetuning):
+    def __init__(
+        self,
+        mode: str = "feature_extraction",
+        stages: list[dict] | None = None,
+        lr_mult: float = 0.1,
+        head_epochs: int = 2,
+        small_data: int = 1000,
+        large_data: int = 20000,
+        cache_features: bool = False,
+    ):
+        super().__init__()
+        if mode not in MODES:
+            raise ConfigError(f"model.finetuning.mode={mode!r}: choose one of {list(MODES)}")
+        if mode == "staged" and not stages:
+            raise ConfigError(
+                "model.finetuning.mode=staged needs stages, e.g. "
+                "model.finetuning.stages='[{epoch:3,top:2,lr_mult:0.1}]'"
+            )
+        if cache_features and mode != "feature_extraction":
+            raise ConfigError(
+                "model.finetuning.cache_features=true needs mode=feature_extraction: features of "
+                "a backbone that trains change every step"
+            )
+        self.mode, self.stage_specs = mode, list(stages or [])
+        self.lr_mult, self.head_epochs = lr_mult, head_epochs
+        self.small_data, self.large_data = small_data, large_data
+        self.cache_features = cache_features
+        self.plan: list[Stage] = []
+        self.decision = ""
+
+    # -- the plan ---------------------------------------------------------------------------
+    def make_plan(self, blocks: list[str], n_train: int, similar: bool) -> list[Stage]:
+        mode, specs = self.mode, self.stage_specs
+        if mode == "auto":
+            mode, specs, self.decision = self._auto(len(blocks), n_train, similar)
+        if mode == "feature_extraction":
+            return []
+        if mode == "full":
+            specs = [{"epoch": 0, "top": "all", "lr_mult": self.lr_mult}]
+        return [self._stage(spec, blocks, i) for i, spec in enumerate(specs)]
+
+    def _auto(self, n_blocks: int, n_train: int, similar: bool) -> tuple[str, list[dict], str]:
+        """The classic table: small data -> train less of the net; different data -> train more."""
+        size = (
+            "small"
+            if n_train < self.small_data
+            else "large"
+            if n_train >= self.large_data
+            else "medium"
+        )
+        why = f"{n_train} training samples ({size}), {'similar' if similar else 'different'} data"
+        warm = {"epoch": self.head_epochs, "lr_mult": self.lr_mult}
+        if size == "small" and similar:
+            return "feature_extraction", [], f"{why}: train the head only (feature extraction)"
+        if size == "large" and not similar:
+            return "full", [], f"{why}: fine-tune every block at lr x {self.lr_mult}"
+        share = {("small", False): 0.25, ("medium", True): 0.25, ("medium", False): 0.5,
+                 ("large", True): 0.5}[(size, similar)]  # fmt: skip
+        top = max(1, round(share * n_blocks))
+        return (
+            "staged",
+            [{**warm, "top": top}],
+            (
+                f"{why}: train the head for {self.head_epochs} epochs, then the top {top} of "
+                f"{n_blocks} blocks at lr x {self.lr_mult}"
+            ),
+        )
+
+    def _stage(self, spec: dict, blocks: list[str], index: int) -> Stage:
+        spec = dict(spec)
+        where = f"model.finetuning.stages[{index}]"
+        unknown = set(spec) - {"epoch", "top", "blocks", "lr_mult"}
+        if unknown or "epoch" not in spec or ("top" in spec) == ("blocks" in spec):
+            raise ConfigError(
+                f"{where}={spec}: a stage is {{epoch: E, top: N | all}} or "
+                "{epoch: E, blocks: [names]}, with an optional lr_mult"
+            )
+        if "top" in spec:
+            top = len(blocks) if spec["top"] == "all" else int(spec["top"])
+            if not 1 <= top <= len(blocks):
+                raise ConfigError(
+                    f"{where}.top={spec['top']}: the backbone has {len(blocks)} blocks"
+                )
+            chosen = tuple(blocks[-top:])
+        else:
+            chosen = tuple(_match_blocks(spec["blocks"], blocks, where))
+        return Stage(int(spec["epoch"]), chosen, float(spec.get("lr_mult", self.lr_mult)))
+
+    # -- Lightning hooks ----------------------------------------------------------------------
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":  # validating / testing the best checkpoint needs no freezing
+            return
+        super().setup(trainer, pl_module, stage)
+        if self.cache_features:  # now: Lightning builds the train loader before on_fit_start
+            pl_module.to(trainer.strategy.root_device)
+            cache_features(trainer.datamodule, pl_module.net, pl_module.device)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.cache_features:  # the best checkpoint is validated and tested on the images
+            trainer.datamodule.serve_features(None)
+            pl_module.net.features_cached = False
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self.on_fit_end(trainer, pl_module)
+
+    def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
+        net = pl_module.net
+        if not hasattr(net, "blocks"):
+            raise ConfigError("model.finetuning works with model=finetune (a backbone and a head)")
+        trainer = pl_module.trainer
+        datamodule = trainer.datamodule
+        n_train = len(datamodule.fold.train)
+        similar = getattr(datamodule, "similar_to_pretraining", True)
+        self.plan = self.make_plan(list(net.blocks), n_train, bool(similar))
+        if self.cache_features and datamodule.augmentation.ops:
+            raise ConfigError(
+                "model.finetuning.cache_features=true computes each training image's features "
+                "once, so augmentation cannot change them; use data/augmentation=none"
+            )
+        # Frozen blocks stay in eval mode on purpose; Lightning would warn about it every fit.
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+        self.freeze(net.backbone, train_bn=False)
+        net.train(net.training)
+        if trainer.is_global_zero:
+            _say(self._describe(net))
+
+    @staticmethod
+    def freeze(modules: Any, train_bn: bool = True) -> None:
+        """requires_grad=False; batch norm is kept out of training by PretrainedNet.train()."""
+        for param in modules.parameters():
+            param.requires_grad = False
+
+    def finetune_function(
+        self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer
+    ) -> None:
+        net = pl_module.net
+        present = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        for stage in self.plan:
+            if stage.epoch > epoch:
+                continue
+            params = [p for name in stage.blocks for p in net.blocks[name].parameters()]
+            for (
+                param
+            ) in params:  # also after a resume, where the groups come back from the checkpoint
+                param.requires_grad = True
+            new = [p for p in params if id(p) not in present]
+            if new:
+                fresh = [
+                    b
+                    for b in stage.blocks
+                    if any(id(p) not in present for p in net.blocks[b].parameters())
+                ]
+                self._add_groups(
+                    pl_module, optimizer, new, Stage(stage.epoch, tuple(fresh), stage.lr_mult)
+                )
+                present.update(id(p) for p in new)
+        net.train(net.training)
+        _align_schedulers(pl_module.trainer, optimizer)
+
+    def _add_groups(
+        self, pl_module: pl.LightningModule, optimizer: Optimizer, params: list, stage: Stage
+    ) -> None:
+        head = optimizer.param_groups[0]
+        base = head.get("initial_lr", head["lr"]) * stage.lr_mult
+        scale = head["lr"] / head.get("initial_lr", head["lr"])  # where the schedule is now
+        holder = torch.nn.Module()
+        holder.params = torch.nn.ParameterList(params)
+        decay = next((g["weight_decay"] for g in optimizer.param_groups if g["weight_decay"]), 0.0)
+        for group in param_groups(holder, decay):
+            if group["params"]:
+                optimizer.add_param_group({**group, "lr": base * scale, "initial_lr": base})
+        if pl_module.trainer.is_global_zero:
+            n = sum(p.numel() for p in params)
+            _say(
+                f"finetuning, epoch {stage.epoch}: unfroze {', '.join(stage.blocks)} "
+                f"({n:,} parameters) at lr {base:.3g} (x{stage.lr_mult:g} the head's)"
+            )
+
+    def _describe(self, net: Any) -> str:
+        lines = [f"finetuning mode {self.mode}" + (f" -> {self.decision}" if self.decision else "")]
+        if not self.plan:
+            lines.append(
+                f"backbone frozen for the whole run ({len(net.blocks)} blocks); head trains"
+            )
+        for stage in self.plan:
+            lines.append(
+                f"  epoch {stage.epoch}: unfreeze {', '.join(stage.blocks)} (lr x {stage.lr_mult:g})"
+            )
+        return "\n".join(lines)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "decision": self.decision}
+
+
+def cache_features(datamodule: Any, net: Any, device: torch.device) -> None:
+    """Run the frozen backbone once over every sample; the head then trains on these rows."""
+    import time
+
+    import numpy as np
+
+    started = time.perf_counter()
+    was_training = net.training
+    net.eval()
+    rows = []
+    with torch.no_grad():
+        for x, _ in datamodule.batches(np.arange(len(datamodule.data))):
+            rows.append(net.features(datamodule.prepare_inputs(x.to(device))).float().cpu())
+    net.train(was_training)
+    datamodule.serve_features(torch.cat(rows))
+    net.features_cached = True
+    _say(f"cached backbone features of {sum(len(r) for r in rows)} samples in "
+         f"{time.perf_counter() - started:.1f} s; the head trains on them")  # fmt: skip
+
+
+def _match_blocks(names: list[str] | str, blocks: list[str], where: str) -> list[str]:
+    import difflib
+
+    chosen: list[str] = []
+    for name in [names] if isinstance(names, str) else names:
+        hits = [b for b in blocks if b == name or b.startswith(f"{name}.")]
+        if not hits:
+            close = difflib.get_close_matches(str(name), blocks, n=3)
+            raise ConfigError(
+                f"{where}.blocks names {name!r}, which is not a block of this backbone"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + f"; its blocks, bottom to top: {', '.join(blocks)}"
+            )
+        chosen += [b for b in hits if b not in chosen]
+    return chosen
+
+
+def _align_schedulers(trainer: pl.Trainer, optimizer: Optimizer) -> None:
+    """LR schedulers made before a group was added schedule it too (torch's zip skips it otherwise)."""
+    groups = optimizer.param_groups
+    for config in trainer.lr_scheduler_configs:
+        sched = config.scheduler
+        if getattr(sched, "optimizer", None) is not optimizer:
+            continue
+        if hasattr(sched, "base_lrs"):
+            sched.base_lrs += [g["initial_lr"] for g in groups[len(sched.base_lrs) :]]
+        if hasattr(sched, "lr_lambdas"):
+            sched.lr_lambdas += [sched.lr_lambdas[0]] * (len(groups) - len(sched.lr_lambdas))
+        if hasattr(sched, "min_lrs"):  # ReduceLROnPlateau
+            sched.min_lrs += [sched.min_lrs[0]] * (len(groups) - len(sched.min_lrs))
+        if hasattr(sched, "_last_lr"):
+            sched._last_lr = [g["lr"] for g in groups]
+
+
+def _say(message: str) -> None:
+    log.info(message)
