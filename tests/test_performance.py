@@ -74,15 +74,17 @@ def test_fast_path_trains_to_the_same_weights_and_metrics(make_cfg, tmp_path):
 
 def test_optional_heavy_modules_are_imported_only_when_used():
     optional = ["wandb", "optuna", "timm", "pytorch_grad_cam", "tensorboard", "tensorboardX"]
-    code = (
+    code = (  # Hydra's plugin scan imports our sweeper plugin: it must not pull in optuna
+        "from hydra.core.plugins import Plugins; Plugins.instance(); "
         "import sys, dlrecipe.train, dlrecipe.eval, dlrecipe.predict; "
-        f"print([m for m in {optional!r} if m in sys.modules])"
+        f"print([m for m in {optional!r} if m in sys.modules], "
+        "'hydra_plugins.dlrecipe_sweeper' in sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True,
         cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip
-    assert out.stdout.strip() == "[]", out.stdout
+    assert out.stdout.strip() == "[] True", out.stdout  # the plugin was scanned, nothing heavy
 
 
 def test_channels_last_trains_like_the_default(make_cfg, tmp_path):
