@@ -102,7 +102,8 @@ def main() -> None:
     if args.raw:
         raw_script()
         return
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    paths = [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]  # FirstStep's module
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     raw_cmd = [sys.executable, __file__, "--raw"]
     raw, ours = [], []
     with tempfile.TemporaryDirectory() as out:
