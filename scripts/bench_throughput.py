@@ -1,6 +1,6 @@
 """dlrecipe vs a hand-written PyTorch loop: steps/s, their ratio and the fixed overhead per step.
 
-    make bench          # or: .venv/bin/python scripts/bench_throughput.py [--repeats 3] [--epochs 3]
+    make bench          # or: .venv/bin/python scripts/bench_throughput.py [--repeats 3] [--threads 1]
 
 For each case both sides train the same net (built by dlrecipe's own nets, same initial
 weights), on the same normalized data in the same order, with the same optimizer, batch size
@@ -94,7 +94,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="torch threads for both sides; 1 keeps a CPU shared with other jobs from thrashing",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"torch threads: {torch.get_num_threads()}, repeats: {args.repeats}, epochs: {args.epochs}"
+    )
     cases = dict(CASES)
     devices = {name: "cpu" for name in cases}
     if torch.cuda.is_available():
