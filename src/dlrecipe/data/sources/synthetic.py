@@ -16,16 +16,16 @@ from dlrecipe.data.sources.base import SourceData
 def load_synthetic(
     samples: int = 2000,
     shape: list[int] | None = None,
-    classes: int = 10,
+    num_classes: int = 10,
     noise: float = 0.5,
     seed: int = 0,
 ) -> SourceData:
     shape = list(shape or [3, 32, 32])
     generator = torch.Generator().manual_seed(seed)
-    templates = torch.rand(classes, *shape, generator=generator)
-    labels = torch.randint(classes, (samples,), generator=generator)
+    templates = torch.rand(num_classes, *shape, generator=generator)
+    labels = torch.randint(num_classes, (samples,), generator=generator)
     x = templates[labels] + noise * torch.randn(samples, *shape, generator=generator)
     if len(shape) == 3:  # images as uint8 pixels, like real image sets
         x = (x.clamp(0, 1) * 255).to(torch.uint8)
-    task = "binary" if classes == 2 else "multiclass"
-    return SourceData(x, labels, task, class_names=[f"c{i}" for i in range(classes)])
+    task = "binary" if num_classes == 2 else "multiclass"
+    return SourceData(x, labels, task, class_names=[f"c{i}" for i in range(num_classes)])
