@@ -9,6 +9,8 @@ labels disconnected from inputs, a broken pipeline, or far too little training.
 
 from __future__ import annotations
 
+import math
+
 import lightning.pytorch as pl
 import numpy as np
 from omegaconf import DictConfig
@@ -43,8 +45,10 @@ def baseline_score(datamodule: DataModule) -> tuple[str, float, float]:
     return "majority class", acc, 2 * float(np.sqrt(acc * (1 - acc) / len(y_val)))
 
 
-def beats_baseline(cfg: DictConfig, datamodule: DataModule, epochs: int) -> Check:
+def beats_baseline(cfg: DictConfig, datamodule: DataModule, epochs: int, min_steps: int = 0) -> Check:  # fmt: skip
     what, base, noise = baseline_score(datamodule)
+    steps_per_epoch = max(1, len(datamodule.fold.train) // datamodule.batch_size)
+    epochs = max(epochs, math.ceil(min_steps / steps_per_epoch))  # tiny train sets: enough steps
     model = build_model(cfg, datamodule.info)
     trainer = pl.Trainer(
         accelerator=cfg.trainer.get("accelerator", "auto"), devices=1,

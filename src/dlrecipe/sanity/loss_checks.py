@@ -47,11 +47,21 @@ def initial_loss(model: LitModel, batch: tuple[torch.Tensor, torch.Tensor], tol:
         chance = float(model.loss_fn(*loss_inputs(torch.zeros_like(out), y, task)))
     ratio = loss / chance if chance > 0 else math.inf
     ok = math.isfinite(loss) and loss <= chance * (1 + tol)
+    # The floor a constant predictor reaches: the class prior's entropy, or the target variance.
+    if task == "regression":
+        prior = float(y.double().var())
+    else:
+        shares = torch.bincount(y.long(), minlength=max(2, model.info.num_classes)).double() / len(
+            y
+        )
+        prior = float(-(shares[shares > 0] * shares[shares > 0].log()).sum())
     what = {
-        "multiclass": f"ln {model.info.num_classes} = {chance:.3f}",
-        "binary": f"ln 2 = {chance:.3f}",
+        "multiclass": f"ln {model.info.num_classes} = {chance:.3f} (prior's cross-entropy {prior:.3f})",
+        "binary": f"ln 2 = {chance:.3f} (prior's cross-entropy {prior:.3f})",
     }
-    expected = what.get(task, f"{chance:.4g} (loss of predicting 0)")
+    expected = what.get(
+        task, f"{chance:.4g}, the loss of predicting 0 (target variance {prior:.4g})"
+    )
     note = ""
     if ok and ratio > 1.25 and task != "regression":
         note = f" (outputs start over-confident: std {float(out.std()):.2f})"
@@ -67,6 +77,7 @@ def initial_loss(model: LitModel, batch: tuple[torch.Tensor, torch.Tensor], tol:
         values={
             "loss": loss,
             "chance_loss": chance,
+            "prior_loss": prior,
             "ratio": ratio,
             "output_std": float(out.std()),
         },
@@ -110,7 +121,7 @@ class _StopWhenMemorized(pl.Callback):
 
 
 def without_regularization(model: LitModel) -> LitModel:
-    """Dropout at 0, no weight decay, a constant learning rate: nothing that fights memorizing."""
+    """Dropout at 0, no weight decay, a constant LR, nothing frozen: nothing fights memorizing."""
     for module in model.net.modules():
         if isinstance(module, nn.modules.dropout._DropoutNd):
             module.p = 0.0
@@ -120,6 +131,8 @@ def without_regularization(model: LitModel) -> LitModel:
             factory.func, *factory.args, **{**factory.keywords, "weight_decay": 0.0}
         )
     model.scheduler_factory = None
+    if getattr(model, "finetuning", None) is not None:  # model=finetune: its freeze schedule
+        model.finetuning = None  # reads the DataModule; memorizing one batch may train every layer
     return model
 
 
