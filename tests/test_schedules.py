@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
+import pandas as pd
 import pytest
 
 from dlrecipe.builders import build_data, build_model, build_trainer
@@ -77,7 +80,7 @@ def test_curriculum_starts_with_the_easiest_fraction_and_ends_with_all(make_cfg,
     assert sum(fed.sizes[0]) == len(easiest) // 8 * 8  # what the model saw in epoch 0
     assert len(fed.samples[1]) == math.ceil(0.625 * len(train))  # half-way: 0.25 + 0.75 / 2
     assert fed.samples[2] == fed.samples[3] == set(train.tolist())
-    assert datamodule.train_subset is None  # evaluation after fit sees everything
+    assert not datamodule.epoch_schedules  # evaluation after fit sees everything
 
 
 def test_curriculum_by_pre_pass_loss_and_step_pacing(make_cfg):
@@ -93,3 +96,30 @@ def test_curriculum_by_pre_pass_loss_and_step_pacing(make_cfg):
     assert len(kept) == len(train) // 2 and len(fed.samples[1]) == len(kept)  # one jump, at epoch 2
     assert curriculum.scores[kept].max() <= curriculum.scores[dropped].min()  # the easiest half
     assert fed.samples[2] == set(train.tolist())
+
+
+@pytest.mark.slow
+def test_a_resumed_run_continues_with_its_epochs_batch_size(tmp_path):
+    run = tmp_path / "run"
+    quiet = [
+        "trainer.enable_progress_bar=false",
+        "callbacks.progress_bar=null",
+        "report.enabled=false",
+    ]
+    first = [sys.executable, "-m", "dlrecipe.train", *WINE, "callbacks=batch_growth", "model/scheduler=none",
+             "callbacks.batch_growth.milestones=[1,2]", "data.batch_size=16", "trainer.max_epochs=2",
+             *quiet, f"hydra.run.dir={run}"]  # fmt: skip
+    assert subprocess.run(first, cwd=tmp_path, capture_output=True).returncode == 0
+    second = [
+        sys.executable,
+        "-m",
+        "dlrecipe.train",
+        f"resume={run}",
+        "trainer.max_epochs=4",
+        *quiet,
+    ]
+    done = subprocess.run(second, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["train/batch_size"]) == [16, 32, 64, 64]
+    assert list(history["step"].diff().fillna(history["step"][0])) == [7, 3, 1, 1]  # 124 wines

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import lightning.pytorch as pl
+import numpy as np
 
 from dlrecipe.callbacks.data_schedule import DataSchedule
 from dlrecipe.errors import ConfigError
@@ -39,35 +40,31 @@ class BatchGrowth(DataSchedule):
         self._base: int | None = None
 
     def batch_size_at(self, epoch: int) -> int:
-        assert self._base is not None
+        assert self._base is not None, "batch_size_at() is known once fit has started"
         return self._base * self.factor ** sum(epoch >= m for m in self.milestones)
 
+    def for_epoch(self, datamodule, train: np.ndarray, epoch: int) -> np.ndarray:
+        assert self._base is not None
+        datamodule.batch_size = self.batch_size_at(epoch)
+        return train
+
+    def changes_after(self, epoch: int) -> bool:
+        return self.batch_size_at(epoch + 1) != self.batch_size_at(epoch)
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            schedule = getattr(pl_module, "scheduler_factory", None)
+            if schedule is not None and getattr(schedule, "func", None) is not constant:
+                raise ConfigError(
+                    "callbacks=batch_growth replaces learning-rate decay with a growing batch; "
+                    "add model/scheduler=none (the learning rate stays model.optimizer.lr)"
+                )
+            if self._base is None:
+                self._base = trainer.datamodule.batch_size
         super().setup(trainer, pl_module, stage)
-        if stage != "fit":
-            return
-        schedule = getattr(pl_module, "scheduler_factory", None)
-        if schedule is not None and getattr(schedule, "func", None) is not constant:
-            raise ConfigError(
-                "callbacks=batch_growth replaces learning-rate decay with a growing batch; "
-                "add model/scheduler=none (the learning rate stays model.optimizer.lr)"
-            )
-        datamodule = trainer.datamodule
-        if self._base is None:
-            self._base = datamodule.batch_size
-        datamodule.batch_size = self.batch_size_at(
-            trainer.current_epoch
-        )  # resume: its epoch's batch
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
         # Logged at the start, so that history.csv's row of this epoch holds it.
         batch = float(trainer.datamodule.batch_size)
         pl_module.log("train/batch_size", batch, on_step=False, on_epoch=True)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        datamodule = trainer.datamodule
-        grown = self.batch_size_at(trainer.current_epoch + 1)
-        if grown != datamodule.batch_size:
-            datamodule.batch_size = grown
-            self.reload_next_epoch(trainer)

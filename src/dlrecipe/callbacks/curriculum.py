@@ -69,39 +69,31 @@ class Curriculum(DataSchedule):
             progress = math.floor(progress * self.steps) / self.steps
         return self.start_frac + (1.0 - self.start_frac) * progress
 
-    def subset(self, train: np.ndarray, epoch: int) -> np.ndarray:
+    def for_epoch(self, datamodule, train: np.ndarray, epoch: int) -> np.ndarray:
         """The easiest fraction(epoch) of `train`, in index order (the loader shuffles it)."""
         assert self.scores is not None
         easiest = train[np.argsort(self.scores[train], kind="stable")]
         keep = max(1, math.ceil(self.fraction(epoch) * len(train)))
         return np.sort(easiest[:keep])
 
+    def changes_after(self, epoch: int) -> bool:
+        return self.fraction(epoch + 1) != self.fraction(epoch)
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            datamodule = trainer.datamodule
+            if self.difficulty == "loss":
+                scores = loss_prepass(pl_module, datamodule, self.prepass_epochs)
+            else:
+                scores = read_scores(self.difficulty, len(datamodule.data.targets))
+            # Every rank must narrow to the same samples: rank 0's scores for all.
+            self.scores = trainer.strategy.broadcast(scores, src=0)
         super().setup(trainer, pl_module, stage)
-        if stage != "fit":
-            return
-        datamodule = trainer.datamodule
-        if self.difficulty == "loss":
-            scores = loss_prepass(pl_module, datamodule, self.prepass_epochs)
-        else:
-            scores = read_scores(self.difficulty, len(datamodule.data.targets))
-        # Every rank must narrow to the same samples: rank 0's scores for all.
-        self.scores = trainer.strategy.broadcast(scores, src=0)
-        datamodule.train_subset = self.subset
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
         share = self.fraction(trainer.current_epoch)  # logged now: history.csv's row of this epoch
         pl_module.log("train/curriculum_frac", share, on_step=False, on_epoch=True)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch
-        if self.fraction(epoch + 1) != self.fraction(epoch):
-            self.reload_next_epoch(trainer)
-
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit" and trainer.datamodule is not None:
-            trainer.datamodule.train_subset = None  # validation / test / predictions see everything
 
 
 def read_scores(path: str, n_samples: int) -> np.ndarray:

@@ -63,8 +63,8 @@ class DataModule(pl.LightningDataModule):
         self.augmentation = augmentation or Augmentation()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
-        # A curriculum (callbacks/curriculum.py) sets this to narrow each epoch's training samples.
-        self.train_subset: Callable[[np.ndarray, int], np.ndarray] | None = None
+        # Batch growth and curricula (callbacks/data_schedule.py) that shape each epoch's loader.
+        self.epoch_schedules: list[Any] = []
         # In-memory tensors are batched by slicing (TensorBatches); false serves them through a
         # torch DataLoader instead, to check the fast path against it (same batches, same order).
         self.fast_path = fast_path
@@ -157,10 +157,11 @@ class DataModule(pl.LightningDataModule):
         return loader
 
     def epoch_train_indices(self) -> np.ndarray:
-        """This epoch's training samples: all of them, unless a curriculum narrows them."""
-        if self.train_subset is None:
-            return self.fold.train
-        return self.train_subset(self.fold.train, self.trainer.current_epoch if self.trainer else 0)
+        """This epoch's training samples (all, unless a curriculum narrows them) and batch size."""
+        train, epoch = self.fold.train, self.trainer.current_epoch if self.trainer else 0
+        for schedule in self.epoch_schedules:
+            train = schedule.for_epoch(self, train, epoch)
+        return train
 
     def per_device_batch_size(self) -> int:
         """data.batch_size is the global batch: each of the world_size processes takes a share."""
