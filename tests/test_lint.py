@@ -49,8 +49,6 @@ CASES = [
      "early_stopping_can_trigger", "warning", "callbacks.early_stopping.patience"),
     (["trainer=ddp_cpu", "+callbacks.bsf._target_=lightning.pytorch.callbacks.BatchSizeFinder"],
      "batch_size_finder_without_ddp", "error", "callbacks.bsf"),
-    (["trainer=ddp_cpu", "trainer.devices=3"], "global_batch_divides_over_devices", "error",
-     "data.batch_size"),
     (["data=image_folder", "data.root=/data/photos", "data.test_root=/data/photos/"],
      "fixed_splits_differ_from_training_folder", "error", "data.test_root"),
     (["data.augmentation.ops=[hflip]"], "label_preserving_augmentation", "warning",

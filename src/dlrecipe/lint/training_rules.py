@@ -148,21 +148,3 @@ def batch_size_finder_without_ddp(cfg: DictConfig) -> list[Finding]:
         for name, spec in callbacks.items()
         if spec and str(get(spec, "_target_", "")).endswith("BatchSizeFinder")
     ]
-
-
-@rule
-def global_batch_divides_over_devices(cfg: DictConfig) -> list[Finding]:
-    devices, batch = get(cfg, "trainer.devices", 1), get(cfg, "data.batch_size")
-    if (
-        _distributed(cfg)
-        and isinstance(devices, int)
-        and devices > 1
-        and isinstance(batch, int)
-        and batch % devices
-    ):
-        return [error(
-            "data.batch_size",
-            f"{batch} is the global batch and does not divide over trainer.devices={devices}. "
-            f"Use a multiple of {devices}, e.g. data.batch_size={max(devices, batch // devices * devices)}",
-        )]  # fmt: skip
-    return []
