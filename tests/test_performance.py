@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dlrecipe.builders import build_data, build_model
-from dlrecipe.data.loaders import TensorBatches
+from dlrecipe.data.loaders import EpochPermutation, TensorBatches
 from dlrecipe.errors import ConfigError
 from dlrecipe.eval import restore
 from dlrecipe.train import train
@@ -177,3 +177,16 @@ def test_train_loss_is_the_epoch_mean_of_the_step_losses(make_cfg):
     assert len(steps) == 5
     assert abs(float(trainer.callback_metrics["train/loss"]) - mean) < 1e-5
     assert 0.0 <= float(trainer.callback_metrics["train/acc"]) <= 1.0
+
+
+def test_dataloader_path_shards_like_the_fast_path_under_ddp():
+    x, y = torch.arange(11.0), torch.arange(11)
+    for world in (1, 2):
+        for epoch in (0, 3):
+            for rank in range(world):
+                sampler = EpochPermutation(11, seed=5, rank=rank, world_size=world)
+                sampler.set_epoch(epoch)
+                fast = TensorBatches(x, y, torch.arange(11), 100, shuffle=True, seed=5,
+                                     rank=rank, world_size=world)  # fmt: skip
+                fast.epoch = epoch
+                assert list(sampler) == next(iter(fast))[1].tolist()

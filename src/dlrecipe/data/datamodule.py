@@ -295,7 +295,7 @@ class DataModule(pl.LightningDataModule):
         from the global RNG, which would shift dropout's draws away from the fast path's.
         """
         samples = IndexedSamples(self.data.inputs, self.data.targets, torch.as_tensor(indices))
-        sampler = EpochPermutation(len(samples), self.seed) if shuffle else None
+        sampler = EpochPermutation(len(samples), self.seed, rank, world) if shuffle else None
         if world > 1 and not shuffle:
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, DistributedSampler
 
 
 class TensorBatches:
@@ -63,20 +63,24 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
 
 
-class EpochPermutation(Sampler[int]):
-    """TensorBatches' order for a DataLoader (data.fast_path=false); Lightning calls set_epoch."""
+class EpochPermutation(DistributedSampler):
+    """TensorBatches' order and rank shares for a DataLoader (data.fast_path=false).
 
-    def __init__(self, n: int, seed: int = 0):
-        self.n, self.seed, self.epoch = n, seed, 0
+    A DistributedSampler, so that Lightning calls its set_epoch and, under DDP, keeps it instead
+    of wrapping it in its own (which would reshuffle and never advance this epoch).
+    """
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, n: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        super().__init__(range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.n = n
 
     def __len__(self) -> int:
-        return self.n
+        return self.n // self.num_replicas  # equal shares, so ranks step in lockstep
 
     def __iter__(self) -> Iterator[int]:
-        return iter(epoch_permutation(self.n, self.seed, self.epoch).tolist())
+        order = epoch_permutation(self.n, self.seed, self.epoch)
+        order = order[: len(self) * self.num_replicas][self.rank :: self.num_replicas]
+        return iter(order.tolist())
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
