@@ -62,11 +62,8 @@ class TrainingMonitor(pl.Callback):
                 f"callbacks.monitor.ratio_range={list(ratio_range)} must be [low, high] with "
                 "0 < low < high (e.g. [1e-4, 1e-2])"
             )
-        self.every_n_steps, self.ratio_range, self.warn_share = (
-            every_n_steps,
-            (low, high),
-            warn_share,
-        )
+        self.every_n_steps, self.warn_share = every_n_steps, warn_share
+        self.ratio_range = (low, high)
         self.histograms, self.filters = histograms, filters
         self.warned: str | None = None  # the warning's text, once it fired
         self._step: int | None = None  # the optimizer step being monitored
