@@ -218,3 +218,29 @@ def test_hub_weights_offline_fail_at_once_naming_cache_and_weights(make_cfg, mon
         ConfigError, match=r"not in the cache \(.*hub.*model\.net\.backbone\.weights="
     ):
         build_model(cfg, build_data(cfg).info)
+
+
+def test_an_earlier_run_is_the_backbone(make_cfg, tmp_path: Path) -> None:
+    """The digits demo's chain: pretrain on 0-4, then start 5-9 from that run's directory."""
+    pretrain = tmp_path / "pretrain"
+    cfg = make_cfg("experiment=digits_pretrain_0to4", "data/augmentation=none",
+                   "report.enabled=false", run_dir=pretrain)  # fmt: skip
+    train(cfg)
+    cfg = make_cfg("experiment=digits_finetune", f"model.net.backbone.weights={tmp_path}")
+    datamodule = build_data(cfg)
+    assert datamodule.info.class_names == ["5", "6", "7", "8", "9"]
+    assert len(datamodule.fold.train) == 50  # 10 labelled images per class
+    model = build_model(cfg, datamodule.info)
+    best = next((pretrain / "checkpoints").glob("best-*.ckpt"))
+    saved = torch.load(best, weights_only=True)
+    for key, value in model.net.backbone.features.state_dict().items():
+        assert torch.equal(value, saved["state_dict"][f"net.features.{key}"]), key
+    normalization = saved["DataModule"]["normalization"]  # 0-4's statistics prepare 5-9's images
+    assert torch.allclose(model.net.mean.flatten(), normalization["mean"])
+    assert model.net.head[-1].out_features == 5
+
+
+def test_unknown_classes_are_refused(make_cfg) -> None:
+    cfg = make_cfg("data.classes=[5,11]")
+    with pytest.raises(ConfigError, match=r"data.classes=\['5', '11'\].*\['11'\] are not among"):
+        _ = build_data(cfg).data
