@@ -66,9 +66,8 @@ def test_fast_path_trains_to_the_same_weights_and_metrics(make_cfg, tmp_path):
         assert torch.equal(w_fast[key], w_plain[key]), key
     assert s_fast["test_metrics"] == s_plain["test_metrics"]
     assert s_fast["val_metrics"] == s_plain["val_metrics"]
-    assert (
-        s_fast["peak_rss_mb"] > 100
-    )  # the summary reports the run's peak memory (torch alone ~300 MB)
+    # The summary reports the run's peak memory (importing torch alone takes ~500 MB).
+    assert s_fast["peak_rss_mb"] > 100
     assert s_fast["peak_gpu_mb"] is None  # CPU run
 
 
