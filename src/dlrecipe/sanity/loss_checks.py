@@ -162,7 +162,7 @@ def overfit_one_batch(cfg: DictConfig, datamodule: DataModule, batch, max_steps:
     name = "accuracy" if task != "regression" else "MAE"
     ok = stopper.reached_at is not None
     if ok:
-        measured = f"{len(y)} samples memorized in {stopper.reached_at} steps"
+        measured = f"{len(y)} samples memorized in {stopper.reached_at} steps (loss {stopper.losses[-1]:.3g})"
     else:
         measured = f"best {name} {best:.4g} after {max_steps} steps; loss {stopper.losses[0]:.4g} -> {stopper.losses[-1]:.4g}"
     return Check(
