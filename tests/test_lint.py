@@ -57,6 +57,11 @@ CASES = [
      "warning", "data.augmentation.ops"),
     (["experiment=wine_mlp", "data/normalization=none", "model.net.batch_norm=false"],
      "inputs_reach_the_net_scaled", "warning", "data/normalization"),
+    (["model=finetune", "data/normalization=standardize"], "pretrained_inputs_normalized_once",
+     "warning", "data/normalization"),
+    (["model=finetune", "model/finetuning=feature_extraction", "model.finetuning.cache_features=true",
+      "data/augmentation=light"], "feature_cache_without_augmentation", "error",
+     "model.finetuning.cache_features"),
 ]  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from dlrecipe.lint.core import Finding, error, get, rule, warning
+from dlrecipe.lint.core import Finding, error, get, rule, target, warning
 
 SQUASHING = ("sigmoid", "softmax", "log_softmax", "logsigmoid")
 LOGIT_LOSSES = (None, "cross_entropy", "bce")  # null = the task's default, a logits loss too
@@ -107,5 +107,38 @@ def label_smoothing_needs_cross_entropy(cfg: DictConfig) -> list[Finding]:
             "model.label_smoothing",
             f"{smoothing:g} with model.loss={loss}: label smoothing softens multiclass "
             "targets of the cross-entropy loss only. Set model.label_smoothing=0",
+        )]  # fmt: skip
+    return []
+
+
+@rule
+def pretrained_inputs_normalized_once(cfg: DictConfig) -> list[Finding]:
+    """A pretrained backbone normalizes with its own statistics; dataset statistics on top shift them."""
+    if not get(cfg, "model.net.backbone") or not get(cfg, "model.net.normalize", False):
+        return []
+    if target(cfg, "data.normalization").endswith("Standardize"):
+        return [warning(
+            "data/normalization",
+            "standardize with model=finetune: the backbone already normalizes with its "
+            "pretraining mean / std (model.net.normalize=true), so the inputs are normalized "
+            "twice and no longer look like its pretraining data. Use data/normalization=none",
+        )]  # fmt: skip
+    return []
+
+
+@rule
+def feature_cache_without_augmentation(cfg: DictConfig) -> list[Finding]:
+    if not get(cfg, "model.finetuning.cache_features", False):
+        return []
+    ops = [
+        *(get(cfg, "data.augmentation.ops", []) or []),
+        *(get(cfg, "data.augmentation.extra_ops", []) or []),
+    ]
+    if ops:
+        return [error(
+            "model.finetuning.cache_features",
+            "true with data augmentation: cached features are computed once per image, so the "
+            "augmentation would never reach the model. Set data/augmentation=none, or "
+            "cache_features=false to augment",
         )]  # fmt: skip
     return []
