@@ -244,3 +244,22 @@ def test_unknown_classes_are_refused(make_cfg) -> None:
     cfg = make_cfg("data.classes=[5,11]")
     with pytest.raises(ConfigError, match=r"data.classes=\['5', '11'\].*\['11'\] are not among"):
         _ = build_data(cfg).data
+
+
+def test_train_bn_false_keeps_pretrained_statistics_while_weights_train(
+    make_cfg, timm_file: Path
+) -> None:
+    cfg = make_cfg(*TIMM, *DIGITS_FEW, f"model.net.backbone.weights={timm_file}",
+                   "model/finetuning=full", "model.finetuning.train_bn=false")  # fmt: skip
+    pl.seed_everything(cfg.seed)
+    datamodule = build_data(cfg)
+    model = build_model(cfg, datamodule.info)
+    before = backbone_state(model)
+    fit_model(cfg, datamodule, model)
+    after = model.net.backbone.state_dict()
+    assert not torch.equal(after["layer1.0.conv1.weight"], before["layer1.0.conv1.weight"])
+    assert not torch.equal(
+        after["layer1.0.bn1.weight"], before["layer1.0.bn1.weight"]
+    )  # affine trains
+    for key in (k for k in before if "running_" in k):
+        assert torch.equal(after[key], before[key]), key

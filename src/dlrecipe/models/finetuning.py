@@ -47,6 +47,7 @@ class Finetuning(BaseFinetuning):
         small_data: int = 1000,
         large_data: int = 20000,
         cache_features: bool = False,
+        train_bn: bool = True,
     ):
         super().__init__()
         if mode not in MODES:
@@ -65,6 +66,7 @@ class Finetuning(BaseFinetuning):
         self.lr_mult, self.head_epochs = lr_mult, head_epochs
         self.small_data, self.large_data = small_data, large_data
         self.cache_features = cache_features
+        self.train_bn = train_bn
         self.plan: list[Stage] = []
         self.decision = ""
 
@@ -162,6 +164,7 @@ class Finetuning(BaseFinetuning):
         # Frozen blocks stay in eval mode on purpose; Lightning would warn about it every fit.
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
         self.freeze(net.backbone, train_bn=False)
+        net.train_bn = self.train_bn
         net.train(net.training)
         if trainer.is_global_zero:
             _say(self._describe(net))

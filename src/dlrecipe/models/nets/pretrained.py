@@ -75,6 +75,9 @@ class PretrainedNet(nn.Module):
         head.append(nn.Linear(width, num_outputs))
         self.head = nn.Sequential(*head)
         self.features_cached = False  # set while training the head on cached features
+        self.train_bn = (
+            True  # model.finetuning.train_bn: batch norm of unfrozen blocks in train mode
+        )
         self.blocks = backbone_blocks(self.backbone)
 
     def adapt(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,6 +105,10 @@ class PretrainedNet(nn.Module):
             for block in self.blocks.values():
                 if is_frozen(block):
                     block.eval()
+                elif not self.train_bn:  # unfrozen, but batch statistics stay the pretrained ones
+                    for module in block.modules():
+                        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                            module.eval()
         return self
 
     def _check_size(self, reduction: int) -> None:
