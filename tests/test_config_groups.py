@@ -48,8 +48,11 @@ def test_data_sub_options_instantiate(make_cfg, group):
 
 @pytest.mark.parametrize("name", options("model"))
 def test_model_options_instantiate(make_cfg, name):
-    info = DIGITS if name == "cnn" else TABLE
-    model = build_model(make_cfg(f"model={name}"), info)
+    info = TABLE if name == "mlp" else DIGITS
+    # finetune: an offline, tiny timm backbone (the default resnet18 wants hub weights)
+    offline = ["model.net.backbone.name=test_resnet", "model.net.backbone.weights=none",
+               "model.net.input_size=32"] if name == "finetune" else []  # fmt: skip
+    model = build_model(make_cfg(f"model={name}", *offline), info)
     out = model(torch.zeros(4, *info.input_shape))
     assert out.shape == (4, info.num_outputs)
 
@@ -114,3 +117,13 @@ def test_every_config_key_has_a_comment():
     for path in Path(CONF_DIR).rglob("*.yaml"):
         text = path.read_text()
         assert "#" in text, f"{path} has no comment saying why its defaults are what they are"
+
+
+@pytest.mark.parametrize("name", options("model/finetuning"))
+def test_finetuning_options_make_a_plan(make_cfg, name):
+    cfg = make_cfg("model=finetune", f"model/finetuning={name}")
+    finetuning = instantiate(cfg.model.finetuning, _convert_="all")()
+    blocks = ["conv1", "layer1.0", "layer2.0", "layer3.0", "layer4.0"]
+    plan = finetuning.make_plan(blocks, n_train=1257, similar=False)
+    assert all(set(stage.blocks) <= set(blocks) for stage in plan)
+    assert (plan == []) == (name == "feature_extraction")
