@@ -99,7 +99,6 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         summary.optimized_value = _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
         summary.total_seconds = time.perf_counter() - started
         summary.record_peak_memory()
-        summary.record_peak_memory()
         if trainer.is_global_zero:
             _write_predictions(model, datamodule, run_dir)
             summary.write(run_dir / "summary.json")
