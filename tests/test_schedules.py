@@ -123,3 +123,20 @@ def test_a_resumed_run_continues_with_its_epochs_batch_size(tmp_path):
     history = pd.read_csv(run / "history.csv")
     assert list(history["train/batch_size"]) == [16, 32, 64, 64]
     assert list(history["step"].diff().fillna(history["step"][0])) == [7, 3, 1, 1]  # 124 wines
+
+
+def test_curriculum_difficulty_from_a_csv_column(make_cfg, table_csv):
+    import pandas as pd
+
+    frame = pd.read_csv(table_csv)
+    cfg = make_cfg("data=csv", f"data.path={table_csv}", "data.target=label", "model=mlp",
+                   "data.features=[a,b,colour]", "trainer.max_epochs=2", "data.batch_size=8")  # fmt: skip
+    curriculum = Curriculum("column:value", pacing="linear", start_frac=0.5, full_at_epoch=1)
+    fed, datamodule, _ = _fit(cfg, curriculum)
+    np.testing.assert_array_equal(curriculum.scores, frame["value"].to_numpy())
+    train = datamodule.fold.train
+    easiest = set(
+        train[np.argsort(frame["value"].to_numpy()[train])][: math.ceil(0.5 * len(train))].tolist()
+    )
+    assert fed.samples[0] == easiest
+    assert fed.samples[1] == set(train.tolist())

@@ -5,7 +5,8 @@
         callbacks.curriculum.pacing=step callbacks.curriculum.start_frac=0.5
 
 Difficulty is one score per sample (higher = harder): a file (.npy, or .csv / .txt with one
-number per line) in the data set's row order, or `loss`: a copy of the untrained model is
+number per line) in the data set's row order, `column:<name>` (a column of data=csv's own
+file; leave it out of data.features), or `loss`: a copy of the untrained model is
 trained for `prepass_epochs` on the training part, and each training sample's loss under it is
 its score (what such a model has not learned yet is hard). Random draws of the pre-pass happen
 in a forked RNG, so the run's own batches and dropout masks are those of a run without it.
@@ -52,10 +53,15 @@ class Curriculum(DataSchedule):
         for key, value in (("full_at_epoch", full_at_epoch), ("steps", steps), ("prepass_epochs", prepass_epochs)):  # fmt: skip
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"callbacks.curriculum.{key}={value!r} must be an integer >= 1")
-        if difficulty != "loss" and not Path(difficulty).is_file():
+        if (
+            difficulty != "loss"
+            and not difficulty.startswith("column:")
+            and not Path(difficulty).is_file()
+        ):
             raise ConfigError(
-                f"callbacks.curriculum.difficulty={difficulty!r}: give 'loss' (a pre-pass) or a "
-                ".npy / .csv / .txt file with one score per sample"
+                f"callbacks.curriculum.difficulty={difficulty!r}: give 'loss' (a pre-pass), "
+                "column:<name> (a column of data=csv's file), or a .npy / .csv / .txt file with "
+                "one score per sample"
             )
         self.difficulty, self.pacing, self.start_frac = difficulty, pacing, float(start_frac)
         self.full_at_epoch, self.steps, self.prepass_epochs = full_at_epoch, steps, prepass_epochs
@@ -84,6 +90,8 @@ class Curriculum(DataSchedule):
             datamodule = trainer.datamodule
             if self.difficulty == "loss":
                 scores = loss_prepass(pl_module, datamodule, self.prepass_epochs)
+            elif self.difficulty.startswith("column:"):
+                scores = column_scores(datamodule, self.difficulty.partition(":")[2])
             else:
                 scores = read_scores(self.difficulty, len(datamodule.data.targets))
             # Every rank must narrow to the same samples: rank 0's scores for all.
@@ -105,6 +113,23 @@ def read_scores(path: str, n_samples: int) -> np.ndarray:
             f"callbacks.curriculum.difficulty={path}: needs {n_samples} finite scores, one per "
             f"sample in the data set's order; the file has {len(scores)}"
         )
+    return scores
+
+
+def column_scores(datamodule, column: str) -> np.ndarray:
+    """A column of the CSV the data came from (data=csv): one score per row, rows are samples."""
+    import pandas as pd
+
+    path = datamodule.source_args.get("path")
+    key = f"callbacks.curriculum.difficulty=column:{column}"
+    if path is None or datamodule.classes is not None:
+        raise ConfigError(f"{key} reads a column of data=csv's file (without data.classes)")
+    frame = pd.read_csv(Path(path).expanduser())
+    if column not in frame.columns:
+        raise ConfigError(f"{key}: no such column in {path}; columns are {list(frame.columns)}")
+    scores = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+    if len(scores) != len(datamodule.data.targets) or not np.isfinite(scores).all():
+        raise ConfigError(f"{key}: needs one finite number per row of {path}")
     return scores
 
 
