@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 
 from dlrecipe.builders import CONF_DIR, build_callbacks, build_data, build_loggers, build_model
 from dlrecipe.data.info import DataInfo
+from dlrecipe.errors import ConfigError
 from dlrecipe.models.schedules import ScheduleContext
 
 DIGITS = DataInfo("multiclass", (1, 8, 8), [str(i) for i in range(10)])
@@ -105,9 +106,14 @@ def test_debug_options_compose(make_cfg, name):
 
 
 @pytest.mark.parametrize("name", options("experiment"))
-def test_experiment_options_build(make_cfg, name):
+def test_experiment_options_build(make_cfg, name, tmp_path):
     cfg = make_cfg(f"experiment={name}")
     datamodule = build_data(cfg)
+    if name == "digits_finetune":  # starts from a pretraining run (tested in test_finetune.py)
+        cfg.model.net.backbone.weights = str(tmp_path / "no-such-run")
+        with pytest.raises(ConfigError, match="experiment=digits_pretrain_0to4"):
+            build_model(cfg, datamodule.info)
+        return
     model = build_model(cfg, datamodule.info)
     assert model.info.num_outputs >= 1
 
