@@ -251,38 +251,15 @@ class DataModule(pl.LightningDataModule):
         if isinstance(data.inputs, torch.Tensor) and not self.fast_path:
             return self._tensor_dataloader(indices, batch_size, shuffle, drop_last, rank, world)
         if isinstance(data.inputs, torch.Tensor):
-            seed = self.seed
-            return TensorBatches(
-                data.inputs,
-                data.targets,
-                torch.as_tensor(indices),
-                batch_size,
-                shuffle,
-                drop_last,
-                seed,
-                rank,
-                world,
-            )
+            return TensorBatches(data.inputs, data.targets, torch.as_tensor(indices), batch_size,
+                                 shuffle, drop_last, self.seed, rank, world)  # fmt: skip
         subset = Subset(data.inputs, indices.tolist())
-        sampler = None
-        if world > 1 and not shuffle:
-            # Evaluation under DDP: Lightning's default DistributedSampler pads the last batch
-            # with repeated samples; this one gives every sample to exactly one rank.
-            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-
-            sampler = UnrepeatedDistributedSampler(
-                subset, num_replicas=world, rank=rank, shuffle=False
-            )
+        sampler = _evaluation_sampler(subset, rank, world) if not shuffle else None
         return DataLoader(
-            subset,
-            batch_size=batch_size,
-            shuffle=shuffle and sampler is None,
-            sampler=sampler,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+            subset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+            drop_last=drop_last, num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
+        )  # fmt: skip
 
     def _tensor_dataloader(
         self, indices: np.ndarray, batch_size: int, shuffle: bool, drop_last: bool, rank: int,
@@ -295,13 +272,10 @@ class DataModule(pl.LightningDataModule):
         from the global RNG, which would shift dropout's draws away from the fast path's.
         """
         samples = IndexedSamples(self.data.inputs, self.data.targets, torch.as_tensor(indices))
-        sampler = EpochPermutation(len(samples), self.seed, rank, world) if shuffle else None
-        if world > 1 and not shuffle:
-            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-
-            sampler = UnrepeatedDistributedSampler(
-                samples, num_replicas=world, rank=rank, shuffle=False
-            )
+        if shuffle:
+            sampler = EpochPermutation(len(samples), self.seed, rank, world)
+        else:
+            sampler = _evaluation_sampler(samples, rank, world)
         if sampler is not None and self.trainer is not None:
             sampler.set_epoch(self.trainer.current_epoch)  # a resumed run continues the order
         return DataLoader(
@@ -363,3 +337,13 @@ class DataModule(pl.LightningDataModule):
             )
             for x, _ in loader:
                 yield to_float(x)
+
+
+def _evaluation_sampler(dataset: Any, rank: int, world: int) -> Any:
+    """Evaluation under DDP: Lightning's DistributedSampler pads the last batch with repeated
+    samples; this one gives every sample to exactly one rank. None in a single process."""
+    if world == 1:
+        return None
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
