@@ -7,6 +7,7 @@ weights are files written by the tests, so nothing touches the network.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -172,6 +173,8 @@ def test_finetune_run_end_to_end_and_eval_reproduces(
     cfg = make_cfg(*TIMM, *DIGITS_FEW, f"model.net.backbone.weights={timm_file}",
                    "model/finetuning=full", "report.enabled=false")  # fmt: skip
     assert train(cfg) is not None
+    notes = json.loads((tmp_path / "run" / "summary.json").read_text())["notes"]
+    assert any(n.startswith("fine-tuning: full; unfrozen epoch 0: conv1") for n in notes)
     best = next((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
     timm_file.rename(timm_file.with_suffix(".moved"))  # eval needs the checkpoint only
     try:

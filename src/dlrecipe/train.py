@@ -232,6 +232,8 @@ def _summarize(
                 f"validation loss was lowest at epoch {overfit} and rose afterwards while training "
                 "loss kept falling: over-fitting (early stopping kept the best checkpoint)"
             )
+    if getattr(model, "finetuning", None) is not None:  # what trained when, and why (auto)
+        summary.notes.append(model.finetuning.describe())
     for logger in trainer.loggers:
         logger.log_metrics({"params/total": total, "params/trainable": trainable})
     return summary

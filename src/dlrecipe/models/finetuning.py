@@ -233,6 +233,16 @@ class Finetuning(BaseFinetuning):
             )
         return "\n".join(lines)
 
+    def describe(self) -> str:
+        """One line for the run summary: the mode, auto's reason, and each stage."""
+        line = f"fine-tuning: {self.mode}" + (f" ({self.decision})" if self.decision else "")
+        if not self.plan:
+            return f"{line}; the backbone stayed frozen, only the head trained"
+        stages = "; ".join(
+            f"epoch {s.epoch}: {', '.join(s.blocks)} at lr x {s.lr_mult:g}" for s in self.plan
+        )
+        return f"{line}; unfrozen {stages}"
+
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "decision": self.decision}
 
