@@ -121,3 +121,15 @@ def test_swa_and_ema_change_the_final_weights_and_the_test_scores_the_average(ma
     got = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
                             "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"], "eval"))  # fmt: skip
     assert got["test/loss"] == pytest.approx(summary["test_metrics"]["test/loss"], abs=1e-6)
+
+
+def test_swa_before_its_first_update_never_stands_in_for_the_model(make_cfg):
+    """Until SWA starts averaging, validation, checkpoints and the tested model are the trained
+    weights; the untrained average must not win early stopping at epoch 0."""
+
+    cfg = make_cfg("experiment=wine_mlp", "callbacks=swa", "trainer.max_epochs=8",
+                   "callbacks.early_stopping.patience=2", "report.enabled=false")  # fmt: skip
+    train(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    assert summary["best_epoch"] > 1
+    assert summary["test_metrics"]["test/acc"] > 0.5  # untrained weights score about 0.1-0.4

@@ -27,6 +27,29 @@ from dlrecipe.errors import ConfigError
 
 
 class _EvaluateTheAverage(WeightAveraging):
+    # Until the first update the average is the untrained weights: validating, checkpointing
+    # or keeping those would let early stopping pick epoch 0 and test an untrained model.
+    def _has_average(self) -> bool:
+        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._has_average():
+            super().on_validation_epoch_start(trainer, pl_module)
+            self._swapped = True
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if getattr(self, "_swapped", False):
+            super().on_validation_epoch_end(trainer, pl_module)
+            self._swapped = False
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:  # fmt: skip
+        if self._has_average():
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._has_average():
+            super().on_train_end(trainer, pl_module)
+
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":  # fit ended with the average copied into the model; nothing to swap now
             self._average_model = None
@@ -34,7 +57,8 @@ class _EvaluateTheAverage(WeightAveraging):
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        if trainer.state.fn == "fit":  # resuming: restore both the average and the raw weights
+        # Resuming: restore both the average and the raw weights (when the average had begun).
+        if trainer.state.fn == "fit" and "current_model_state" in checkpoint:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
