@@ -266,3 +266,22 @@ def test_train_bn_false_keeps_pretrained_statistics_while_weights_train(
     )  # affine trains
     for key in (k for k in before if "running_" in k):
         assert torch.equal(after[key], before[key]), key
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [["model/scheduler=onecycle"], ["model/scheduler=cosine", "model.scheduler.warmup_frac=0.3"],
+     ["model/scheduler=linear"], ["model/scheduler=step"]],
+)  # fmt: skip
+def test_unfrozen_groups_follow_the_schedule_at_their_ratio(
+    make_cfg, timm_file: Path, schedule
+) -> None:
+    """Whatever the schedule, a block unfrozen mid-run keeps lr_mult x the head's rate."""
+    cfg = make_cfg(*TIMM, *DIGITS_FEW, f"model.net.backbone.weights={timm_file}",
+                   "model/finetuning=staged", "trainer.max_epochs=3", *schedule,
+                   "model.finetuning.stages=[{epoch:1,top:2,lr_mult:0.1}]")  # fmt: skip
+    trainer, _ = fit(cfg)
+    groups = trainer.optimizers[0].param_groups
+    assert len(groups) > 2
+    for group in groups[2:]:
+        assert group["lr"] == pytest.approx(0.1 * groups[0]["lr"], rel=1e-6)

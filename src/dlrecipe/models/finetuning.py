@@ -211,9 +211,14 @@ class Finetuning(BaseFinetuning):
         holder = torch.nn.Module()
         holder.params = torch.nn.ParameterList(params)
         decay = next((g["weight_decay"] for g in optimizer.param_groups if g["weight_decay"]), 0.0)
+        # Whatever rates the schedule keeps per group (OneCycle: max_lr, min_lr), scaled alike.
+        scaled = {k: head[k] * stage.lr_mult for k in ("max_lr", "min_lr") if k in head}
+        scaled |= {k: head[k] for k in ("base_momentum", "max_momentum") if k in head}
         for group in param_groups(holder, decay):
             if group["params"]:
-                optimizer.add_param_group({**group, "lr": base * scale, "initial_lr": base})
+                optimizer.add_param_group(
+                    {**group, **scaled, "lr": base * scale, "initial_lr": base}
+                )
         if pl_module.trainer.is_global_zero:
             n = sum(p.numel() for p in params)
             _say(
@@ -287,8 +292,10 @@ def _match_blocks(names: list[str] | str, blocks: list[str], where: str) -> list
 def _align_schedulers(trainer: pl.Trainer, optimizer: Optimizer) -> None:
     """LR schedulers made before a group was added schedule it too (torch's zip skips it otherwise)."""
     groups = optimizer.param_groups
-    for config in trainer.lr_scheduler_configs:
-        sched = config.scheduler
+    schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
+    for outer in list(schedulers):  # SequentialLR (a warm-up before the schedule) holds others
+        schedulers += getattr(outer, "_schedulers", [])
+    for sched in schedulers:
         if getattr(sched, "optimizer", None) is not optimizer:
             continue
         if hasattr(sched, "base_lrs"):

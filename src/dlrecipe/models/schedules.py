@@ -11,6 +11,7 @@ run length. `plateau` is the one schedule stepped per epoch, on the validation m
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from torch.optim import Optimizer
@@ -72,11 +73,16 @@ def exponential(
 def cosine(
     optimizer: Optimizer, ctx: ScheduleContext, min_lr_ratio: float = 0.0, warmup_frac: float = 0.0
 ) -> dict:
-    base = optimizer.param_groups[0]["lr"]
-    sched = lrs.CosineAnnealingLR(
-        optimizer, T_max=_after_warmup(ctx, warmup_frac), eta_min=base * min_lr_ratio
-    )
-    return _per_step(optimizer, sched, warmup_frac, ctx)
+    # The closed form, relative to each group's own rate: parameter groups with different rates
+    # (discriminative fine-tuning) all end at min_lr_ratio of where they started.
+    steps = _after_warmup(ctx, warmup_frac)
+
+    def factor(step: int) -> float:
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (
+            1 + math.cos(math.pi * min(step, steps) / steps)
+        )
+
+    return _per_step(optimizer, lrs.LambdaLR(optimizer, factor), warmup_frac, ctx)
 
 
 def linear(
