@@ -285,3 +285,27 @@ def test_unfrozen_groups_follow_the_schedule_at_their_ratio(
     assert len(groups) > 2
     for group in groups[2:]:
         assert group["lr"] == pytest.approx(0.1 * groups[0]["lr"], rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "test_vit", "test_convnext"])
+def test_blocks_cover_every_backbone_parameter(name: str) -> None:
+    """Including parameters held by the backbone itself (a ViT's cls_token and pos_embed)."""
+    backbone = {"source": "timm", "name": name, "weights": "none"}
+    net = PretrainedNet((3, 32, 32), 3, backbone, input_size=None)
+    in_blocks = {id(p) for block in net.blocks.values() for p in block.parameters()}
+    assert in_blocks == {id(p) for p in net.backbone.parameters()}
+
+
+def test_tagged_timm_names_and_the_trained_input_size_travel(tmp_path: Path) -> None:
+    backbone = {"source": "timm", "name": "test_resnet.r160_in1k", "weights": "none"}
+    trained = PretrainedNet((1, 8, 8), 3, backbone, input_size=40)
+    rebuilt = PretrainedNet((1, 8, 8), 3, backbone, input_size=None)  # what eval would resolve
+    assert rebuilt.input_size == (160, 160)
+    rebuilt.load_state_dict(trained.state_dict())
+    assert rebuilt.input_size == (40, 40)
+    torch.testing.assert_close(rebuilt.mean, trained.mean)
+
+
+def test_classes_must_be_a_list(make_cfg) -> None:
+    with pytest.raises(ConfigError, match=r"data.classes=5 must be a list"):
+        _ = build_data(make_cfg("data.classes=5")).data

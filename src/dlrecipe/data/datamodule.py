@@ -119,7 +119,7 @@ class DataModule(pl.LightningDataModule):
 
     @property
     def info(self) -> DataInfo:
-        data = self.data
+        data = self._served_features if self._served_features is not None else self.data
         return DataInfo(data.task, tuple(data.input_shape), list(data.class_names))
 
     # -- Lightning hooks ---------------------------------------------------------------------

@@ -70,6 +70,11 @@ def select_classes(data: SourceData, classes: list) -> SourceData:
         raise ConfigError(
             "data.classes selects classes of a classification set; this one is regression"
         )
+    if isinstance(classes, str | int | float) or not hasattr(classes, "__iter__"):
+        raise ConfigError(
+            f"data.classes={classes!r} must be a list of classes, e.g. data.classes=[5,6,7,8,9] "
+            "(data=synthetic sets its number of classes with data.num_classes)"
+        )
     names = [str(c) for c in classes]
     unknown = [n for n in names if n not in data.class_names]
     if unknown or len(names) < 2 or len(set(names)) != len(names):

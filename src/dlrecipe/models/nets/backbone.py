@@ -13,9 +13,11 @@ half-loaded backbone trains without complaint and just does worse.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,11 +70,12 @@ def _timm(name: str, hub: bool) -> tuple[Backbone, tuple[str, ...]]:
     import timm
     from timm.data import resolve_data_config
 
-    _check_name(name, timm.list_models(), "timm")
-    if hub:
-        _check_hub(name, "timm", _hf_cache_dir())
+    if not timm.is_model(name):  # also takes tagged names such as resnet18.a1_in1k
+        _check_name(name, timm.list_models(), "timm")
+    cached = _check_hub(name, "timm", _hf_cache_dir()) if hub else False
     try:
-        module = timm.create_model(name, pretrained=hub, num_classes=0)
+        with _hub_offline(cached):
+            module = timm.create_model(name, pretrained=hub, num_classes=0)
     except (RuntimeError, OSError) as err:  # hub download failed half-way, or a corrupt cache
         raise _hub_error(name, "timm", _hf_cache_dir(), err) from err
     config = resolve_data_config({}, model=module)
@@ -149,8 +152,9 @@ def _online(host: str = "huggingface.co") -> bool:
         return False
 
 
-def _check_hub(name: str, source: str, cache: Path) -> None:
-    """Fail in seconds, not after timm's ~50 s of retries, when weights are neither cached nor reachable."""
+def _check_hub(name: str, source: str, cache: Path) -> bool:
+    """Fail in seconds, not after timm's ~50 s of retries, when weights are neither cached nor
+    reachable. True when they are cached (then the hub is not asked at all)."""
     if source == "timm":
         import timm
 
@@ -158,13 +162,29 @@ def _check_hub(name: str, source: str, cache: Path) -> None:
         repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
         folder = f"models--{repo.replace('/', '--')}" if repo else None
         if folder and (cache / folder).is_dir():
-            os.environ["HF_HUB_OFFLINE"] = "1"  # cached: use it, never ask the network
-            return
+            return True
         host = "huggingface.co"
     else:
         host = "download.pytorch.org"
     if not _online(host):
         raise _hub_error(name, source, cache, "no network connection")
+    return False
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool) -> Iterator[None]:
+    """huggingface_hub reads HF_HUB_OFFLINE once, at import: switch its constant for one call."""
+    if not offline:
+        yield
+        return
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
 
 
 def _hub_error(name: str, source: str, cache: Path, why: Any) -> ConfigError:

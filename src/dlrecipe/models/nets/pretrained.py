@@ -59,11 +59,14 @@ class PretrainedNet(nn.Module):
                 f"{self.in_chans}; only grayscale is adapted (repeated to {self.in_chans})"
             )
         shape = (1, self.in_chans, 1, 1)
-        # Not persistent: they follow from the backbone, and the head's checkpoint keys stay clean.
+        # Saved with the weights, so a checkpoint is evaluated with the statistics and size it
+        # was trained with even when the rebuilt backbone (weights=none) would resolve others.
         mean = torch.tensor(parts.mean if normalize else [0.0] * self.in_chans)
         std = torch.tensor(parts.std if normalize else [1.0] * self.in_chans)
-        self.register_buffer("mean", mean.view(shape), persistent=False)
-        self.register_buffer("std", std.view(shape), persistent=False)
+        self.register_buffer("mean", mean.view(shape).float())
+        self.register_buffer("std", std.view(shape).float())
+        self.register_buffer("size", torch.tensor(self.input_size))
+        self.register_load_state_dict_post_hook(_read_size)
         self._check_size(parts.reduction)
         head: list[nn.Module] = []
         width = self.num_features
@@ -133,6 +136,10 @@ class PretrainedNet(nn.Module):
             self.backbone.train(was_training)
 
 
+def _read_size(net: PretrainedNet, incompatible_keys: object) -> None:
+    net.input_size = tuple(int(s) for s in net.size.tolist())
+
+
 def is_frozen(module: nn.Module) -> bool:
     params = list(module.parameters())
     return bool(params) and not any(p.requires_grad for p in params)
@@ -157,4 +164,9 @@ def backbone_blocks(backbone: nn.Module) -> dict[str, nn.Module]:
         if current is None or any(p.ndim >= 2 for p in child.parameters()):
             current = blocks[name] = []
         current.append(child)
+    own = list(backbone.parameters(recurse=False))  # a ViT's cls_token and pos_embed
+    if own and blocks:
+        holder = nn.Module()
+        holder.params = nn.ParameterList(own)
+        blocks[next(iter(blocks))].append(holder)  # they sit next to the input: the bottom block
     return {name: nn.Sequential(*members) for name, members in blocks.items()}
