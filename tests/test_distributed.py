@@ -191,3 +191,29 @@ def test_ddp_on_a_lazy_image_folder_counts_every_test_image_once(tmp_path, image
     single = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
                                "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"], "eval"))  # fmt: skip
     assert single["test/acc"] == pytest.approx(summary["test_metrics"]["test/acc"], abs=1e-6)
+
+
+def test_blocks_unfrozen_during_ddp_training_stay_in_sync(tmp_path):
+    """DDP only averages what trained when it wrapped the model; fine-tuning unfreezes later."""
+    import timm
+    import torch
+
+    weights = tmp_path / "test_resnet.pth"
+    torch.save(timm.create_model("test_resnet").state_dict(), weights)
+    args = ["trainer=ddp_cpu", "trainer.max_epochs=2", *QUIET, "model=finetune",
+            "model.net.backbone.name=test_resnet", f"model.net.backbone.weights={weights}",
+            "model.net.input_size=32", "model/finetuning=staged", "data.split.train_per_class=20",
+            "model.finetuning.stages=[{epoch:1,top:all,lr_mult:0.5}]", "data.batch_size=32",
+            "+callbacks.probe._target_=tests.ddp_probe.SaveEveryRank",
+            f"+callbacks.probe.folder={tmp_path / 'ranks'}", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-m", "dlrecipe.train", *args], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / "ranks" / f"rank{r}.pt") for r in (0, 1))
+    start = torch.load(weights)
+    key = "net.backbone.layer1.0.conv1.weight"
+    assert not torch.equal(rank0[key], start["layer1.0.conv1.weight"])  # it did train
+    for name, value in rank0.items():
+        if value.is_floating_point() and "running" not in name:
+            torch.testing.assert_close(rank1[name], value, msg=name)

@@ -69,6 +69,7 @@ class Finetuning(BaseFinetuning):
         self.train_bn = train_bn
         self.plan: list[Stage] = []
         self.decision = ""
+        self._late: dict[int, torch.nn.Parameter] = {}  # unfrozen after DDP wrapped the model
 
     # -- the plan ---------------------------------------------------------------------------
     def make_plan(self, blocks: list[str], n_train: int, similar: bool) -> list[Stage]:
@@ -137,6 +138,21 @@ class Finetuning(BaseFinetuning):
             pl_module.to(trainer.strategy.root_device)
             cache_features(trainer.datamodule, pl_module.net, pl_module.device)
 
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer) -> None:  # fmt: skip
+        """DDP averages the gradients of the parameters that trained when it wrapped the model;
+        blocks unfrozen later are averaged here, in one flat all-reduce, or each rank drifts."""
+        if trainer.world_size == 1 or not self._late:
+            return
+        grads = [p.grad for p in self._late.values() if p.grad is not None]
+        if grads:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            torch.distributed.all_reduce(flat)
+            flat /= trainer.world_size
+            offset = 0
+            for grad in grads:
+                grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+                offset += grad.numel()
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.cache_features:  # the best checkpoint is validated and tested on the images
             trainer.datamodule.serve_features(None)
@@ -189,6 +205,7 @@ class Finetuning(BaseFinetuning):
             ) in params:  # also after a resume, where the groups come back from the checkpoint
                 param.requires_grad = True
             new = [p for p in params if id(p) not in present]
+            self._late.update({id(p): p for p in new})
             if new:
                 fresh = [
                     b
