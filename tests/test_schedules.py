@@ -140,3 +140,13 @@ def test_curriculum_difficulty_from_a_csv_column(make_cfg, table_csv):
     )
     assert fed.samples[0] == easiest
     assert fed.samples[1] == set(train.tolist())
+
+
+def test_a_curriculum_counts_its_growing_epochs_for_the_lr_schedule(make_cfg):
+    """OneCycle must know every step: the first, narrowed epoch times max_epochs is too few."""
+    cfg = make_cfg(*WINE, "trainer.max_epochs=4", "data.batch_size=8", "model/scheduler=onecycle")
+    curriculum = Curriculum("loss", start_frac=0.25, full_at_epoch=3, prepass_epochs=1)
+    fed, _, trainer = _fit(cfg, curriculum)
+    schedule = trainer.lr_scheduler_configs[0].scheduler
+    assert trainer.global_step == sum(len(sizes) for sizes in fed.sizes.values())
+    assert schedule.total_steps == trainer.global_step  # the whole cycle, not a quarter of it

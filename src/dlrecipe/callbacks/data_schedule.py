@@ -60,3 +60,21 @@ class DataSchedule(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.changes_after(trainer.current_epoch):
             self.reload_next_epoch(trainer)
+
+
+def planned_train_batches(datamodule, epochs: int) -> int:
+    """Training batches over the whole fit under the datamodule's epoch schedules. Lightning's
+    estimate is the first epoch's loader times the epochs: short when a curriculum starts small."""
+    saved, total, world = datamodule.batch_size, 0, datamodule._rank_world()[1]
+    try:
+        for epoch in range(epochs):
+            train = datamodule.fold.train
+            for schedule in datamodule.epoch_schedules:
+                train = schedule.for_epoch(datamodule, train, epoch)
+            batch = min(datamodule.per_device_batch_size(), len(train))
+            local = len(train) // world
+            full_only = len(train) > datamodule.batch_size  # train_dataloader's drop_last
+            total += local // batch if full_only else -(-local // batch)
+    finally:
+        datamodule.batch_size = saved
+    return total

@@ -166,6 +166,11 @@ class LitModel(pl.LightningModule):
             if self.trainer.max_epochs and self.trainer.max_epochs > 0
             else 1
         )
+        if getattr(self.trainer.datamodule, "epoch_schedules", None):  # a curriculum grows epochs
+            from dlrecipe.callbacks.data_schedule import planned_train_batches
+
+            planned = planned_train_batches(self.trainer.datamodule, epochs)
+            total = max(1, planned // max(1, self.trainer.accumulate_grad_batches))
         context = ScheduleContext(
             total_steps=total,
             steps_per_epoch=max(1, total // epochs),
