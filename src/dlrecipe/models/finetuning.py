@@ -183,7 +183,7 @@ class Finetuning(BaseFinetuning):
         net.train_bn = self.train_bn
         net.train(net.training)
         if trainer.is_global_zero:
-            _say(self._describe(net))
+            _say(self.describe())
 
     @staticmethod
     def freeze(modules: Any, train_bn: bool = True) -> None:
@@ -199,23 +199,23 @@ class Finetuning(BaseFinetuning):
         for stage in self.plan:
             if stage.epoch > epoch:
                 continue
-            params = [p for name in stage.blocks for p in net.blocks[name].parameters()]
-            for (
-                param
-            ) in params:  # also after a resume, where the groups come back from the checkpoint
-                param.requires_grad = True
-            new = [p for p in params if id(p) not in present]
+            new, fresh = [], []  # parameters not yet in the optimizer, and their blocks
+            for name in stage.blocks:
+                block_new = []
+                for param in net.blocks[name].parameters():
+                    # requires_grad also after a resume, where the groups come from the checkpoint
+                    param.requires_grad = True
+                    if id(param) not in present:
+                        block_new.append(param)
+                        present.add(id(param))
+                if block_new:
+                    fresh.append(name)
+                    new += block_new
             self._late.update({id(p): p for p in new})
             if new:
-                fresh = [
-                    b
-                    for b in stage.blocks
-                    if any(id(p) not in present for p in net.blocks[b].parameters())
-                ]
                 self._add_groups(
                     pl_module, optimizer, new, Stage(stage.epoch, tuple(fresh), stage.lr_mult)
                 )
-                present.update(id(p) for p in new)
         net.train(net.training)
         _align_schedulers(pl_module.trainer, optimizer)
 
@@ -225,13 +225,11 @@ class Finetuning(BaseFinetuning):
         head = optimizer.param_groups[0]
         base = head.get("initial_lr", head["lr"]) * stage.lr_mult
         scale = head["lr"] / head.get("initial_lr", head["lr"])  # where the schedule is now
-        holder = torch.nn.Module()
-        holder.params = torch.nn.ParameterList(params)
         decay = next((g["weight_decay"] for g in optimizer.param_groups if g["weight_decay"]), 0.0)
         # Whatever rates the schedule keeps per group (OneCycle: max_lr, min_lr), scaled alike.
         scaled = {k: head[k] * stage.lr_mult for k in ("max_lr", "min_lr") if k in head}
         scaled |= {k: head[k] for k in ("base_momentum", "max_momentum") if k in head}
-        for group in param_groups(holder, decay):
+        for group in param_groups(params, decay):
             if group["params"]:
                 optimizer.add_param_group(
                     {**group, **scaled, "lr": base * scale, "initial_lr": base}
@@ -243,23 +241,12 @@ class Finetuning(BaseFinetuning):
                 f"({n:,} parameters) at lr {base:.3g} (x{stage.lr_mult:g} the head's)"
             )
 
-    def _describe(self, net: Any) -> str:
-        lines = [f"finetuning mode {self.mode}" + (f" -> {self.decision}" if self.decision else "")]
-        if not self.plan:
-            lines.append(
-                f"backbone frozen for the whole run ({len(net.blocks)} blocks); head trains"
-            )
-        for stage in self.plan:
-            lines.append(
-                f"  epoch {stage.epoch}: unfreeze {', '.join(stage.blocks)} (lr x {stage.lr_mult:g})"
-            )
-        return "\n".join(lines)
-
     def describe(self) -> str:
-        """One line for the run summary: the mode, auto's reason, and each stage."""
+        """One line, logged at the start and kept in the run summary: the mode, auto's reason,
+        and each stage."""
         line = f"fine-tuning: {self.mode}" + (f" ({self.decision})" if self.decision else "")
         if not self.plan:
-            return f"{line}; the backbone stayed frozen, only the head trained"
+            return f"{line}; the backbone stays frozen for the whole run, only the head trains"
         stages = "; ".join(
             f"epoch {s.epoch}: {', '.join(s.blocks)} at lr x {s.lr_mult:g}" for s in self.plan
         )

@@ -9,7 +9,7 @@ The optimizer itself comes from conf/model/optimizer/ as a `_partial_` torch.opt
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 import torch
@@ -37,9 +37,10 @@ def is_decayed(param: torch.Tensor) -> bool:
     return param.ndim >= 2
 
 
-def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(params: Iterable[torch.Tensor], weight_decay: float) -> list[dict]:
+    """The trainable `params` in two groups: decayed weights, and the rest with no decay."""
     decay, no_decay = [], []
-    for param in module.parameters():
+    for param in params:
         if param.requires_grad:
             (decay if is_decayed(param) else no_decay).append(param)
     return [
@@ -52,7 +53,7 @@ def build_optimizer(
     optimizer: Callable[..., torch.optim.Optimizer], module: nn.Module
 ) -> torch.optim.Optimizer:
     weight_decay = optimizer_settings(optimizer).get("weight_decay", 0.0)
-    return optimizer(param_groups(module, weight_decay))
+    return optimizer(param_groups(module.parameters(), weight_decay))
 
 
 LR_RULES = ("none", "linear", "sqrt")
