@@ -205,13 +205,13 @@ class Finetuning(BaseFinetuning):
                 for param in net.blocks[name].parameters():
                     # requires_grad also after a resume, where the groups come from the checkpoint
                     param.requires_grad = True
+                    self._late[id(param)] = param  # frozen when DDP wrapped the model
                     if id(param) not in present:
                         block_new.append(param)
                         present.add(id(param))
                 if block_new:
                     fresh.append(name)
                     new += block_new
-            self._late.update({id(p): p for p in new})
             if new:
                 self._add_groups(
                     pl_module, optimizer, new, Stage(stage.epoch, tuple(fresh), stage.lr_mult)
