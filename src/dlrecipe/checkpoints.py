@@ -19,17 +19,18 @@ from dlrecipe.errors import ConfigError
 from dlrecipe.models.module import CONFIG_KEY
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
+    """torch.load, weights only; errors name `key`, the config key the path came from."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(
-            f"ckpt_path={str(path)!r} does not exist. Fix: point ckpt_path at a .ckpt file, e.g. "
+            f"{key}={str(path)!r} does not exist. Fix: point {key} at a .ckpt file, e.g. "
             "outputs/train/<date>/<time>/checkpoints/last.ckpt"
         )
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt file, or not a checkpoint at all
-        raise ConfigError(f"ckpt_path={str(path)!r} is not a readable checkpoint: {err}") from err
+        raise ConfigError(f"{key}={str(path)!r} is not a readable checkpoint: {err}") from err
 
 
 def run_config(ckpt_path: str | Path, checkpoint: dict[str, Any]) -> DictConfig:

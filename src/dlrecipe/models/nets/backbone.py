@@ -30,6 +30,7 @@ from dlrecipe.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SOURCES = ("timm", "torchvision", "dlrecipe")
+WEIGHTS = "model.net.backbone.weights"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "DLRECIPE_OFFLINE")  # set either to never try the network
 
@@ -205,16 +206,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"model.net.backbone.weights={str(path)!r} does not exist; give a weight file "
             "(.pth / .pt / .safetensors / .ckpt), `hub` to download, or `none`"
         )
-    try:
-        if file.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             return load_file(str(file))
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ConfigError(
-            f"model.net.backbone.weights={str(path)!r} is not readable: {err}"
-        ) from err
+        except Exception as err:
+            raise ConfigError(f"{WEIGHTS}={str(path)!r} is not readable: {err}") from err
+    from dlrecipe.checkpoints import load_checkpoint  # lazily: it imports the LightningModule
+
+    state = load_checkpoint(file, key=WEIGHTS)
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

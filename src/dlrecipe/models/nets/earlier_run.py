@@ -66,7 +66,7 @@ def backbone_from_run(weights: str | Path) -> Backbone:
     from dlrecipe.checkpoints import datamodule_state, load_checkpoint, run_config
 
     ckpt_path = find_checkpoint(weights)
-    checkpoint = load_checkpoint(ckpt_path)
+    checkpoint = load_checkpoint(ckpt_path, key="model.net.backbone.weights")
     cfg = run_config(ckpt_path, checkpoint)
     state = datamodule_state(checkpoint) or {}
     if "info" not in state or "state_dict" not in checkpoint:
