@@ -71,10 +71,9 @@ def planned_train_batches(datamodule, epochs: int) -> int:
             train = datamodule.fold.train
             for schedule in datamodule.epoch_schedules:
                 train = schedule.for_epoch(datamodule, train, epoch)
-            batch = min(datamodule.per_device_batch_size(), len(train))
+            batch, drop_last = datamodule.train_batching(train)
             local = len(train) // world
-            full_only = len(train) > datamodule.batch_size  # train_dataloader's drop_last
-            total += local // batch if full_only else -(-local // batch)
+            total += local // batch if drop_last else -(-local // batch)
     finally:
         datamodule.batch_size = saved
     return total

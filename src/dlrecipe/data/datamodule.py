@@ -145,10 +145,9 @@ class DataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> Iterable:
         train = self.epoch_train_indices()
-        drop_last = len(train) > self.batch_size  # a 1-sample batch breaks batch norm
+        batch_size, drop_last = self.train_batching(train)
         # Overfitting one batch (debug=overfit) needs the same batch every epoch.
         shuffle = not (self.trainer is not None and self.trainer.overfit_batches)
-        batch_size = min(self.per_device_batch_size(), len(train))
         if self.augments_in_workers:
             return self._augmenting_loader(train, batch_size, shuffle, drop_last)
         loader = self._loader(train, batch_size, shuffle, drop_last)
@@ -162,6 +161,11 @@ class DataModule(pl.LightningDataModule):
         for schedule in self.epoch_schedules:
             train = schedule.for_epoch(self, train, epoch)
         return train
+
+    def train_batching(self, train: np.ndarray) -> tuple[int, bool]:
+        """(per-device batch size, drop_last) for a training loader over `train`."""
+        drop_last = len(train) > self.batch_size  # a 1-sample batch breaks batch norm
+        return min(self.per_device_batch_size(), len(train)), drop_last
 
     def per_device_batch_size(self) -> int:
         """data.batch_size is the global batch: each of the world_size processes takes a share."""
