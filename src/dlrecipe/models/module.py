@@ -24,7 +24,7 @@ from dlrecipe.models.schedules import ScheduleContext
 from dlrecipe.models.speed import check_compile, compile_net, use_channels_last
 from dlrecipe.models.tasks import (
     MAIN_METRIC,
-    batch_score,
+    batch_score_sum,
     build_loss,
     build_metrics,
     hard_targets,
@@ -90,18 +90,29 @@ class LitModel(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    # Lightning sets _current_fx_name around each of the dozen hook calls of a step, and the
+    # epoch sums below change every step: nn.Module.__setattr__'s parameter / buffer / module
+    # checks on these plain values cost more than a small model's hooks themselves.
+    _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_count"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in LitModel._PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, y = batch
         out = self.net(x)
-        loss = self.loss_fn(*loss_inputs(out, y, self.info.task))
+        task = self.info.task
+        loss = self.loss_fn(*loss_inputs(out, y, task))
         # Epoch means summed on the device and logged once, at the epoch's last batch: a
         # self.log call or a torchmetrics update per step costs more than a small model's step.
         n = len(y)
-        score = batch_score(out.detach(), hard_targets(y, self.info.task), self.info.task)
         self._loss_sum.add_(loss.detach(), alpha=n)  # in place: no new tensors per step
-        self._score_sum.add_(score, alpha=n)
+        self._score_sum.add_(batch_score_sum(out.detach(), hard_targets(y, task), task))
         self._count += n
         if self._penalized:  # train/loss stays the data loss, comparable with val/loss
             penalty = self.regularization.penalty()
@@ -123,36 +134,67 @@ class LitModel(pl.LightningModule):
         self._penalty_sum = torch.zeros((), device=self.device)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+        self._evaluate(batch)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+        self._evaluate(batch)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
         return predict_proba(self.net(x), self.info.task)
 
-    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, metrics) -> None:
+    # Evaluation, like training, sums on the device per batch and logs once per epoch (in the
+    # epoch-end hooks): Lightning's per-batch self.log bookkeeping cost more than a small
+    # model's forward pass over the whole validation set.
+    def on_validation_epoch_start(self) -> None:
+        self._start_evaluation(self.val_metrics)
+
+    def on_test_epoch_start(self) -> None:
+        self._start_evaluation(self.test_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_evaluation("test")
+
+    def _start_evaluation(self, metrics: Any) -> None:
+        # [loss sum, main-metric sum, sample count] on the device; one all-reduce at the end.
+        self._eval_sums = torch.zeros(3, device=self.device)
+        # During fit, validation tracks the loss and the main metric only, from these sums: the
+        # full torchmetrics set (AUROC sorts every prediction) is computed once, when the best
+        # checkpoint is validated and tested.
+        during_fit = self._trainer is not None and self.trainer.state.fn == "fit"
+        self._eval_metrics = {} if during_fit else dict(metrics.items())
+        for metric in self._eval_metrics.values():
+            metric.reset()
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
         out = self.net(x)
-        loss = self.loss_fn(*loss_inputs(out, y, self.info.task))
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_epoch=True,
-            prog_bar=stage == "val",
-            batch_size=len(y),
-            sync_dist=True,
-        )
+        task = self.info.task
+        loss = self.loss_fn(*loss_inputs(out, y, task))
+        n = len(y)
+        score = batch_score_sum(out, y, task)
+        self._eval_sums.add_(torch.stack([loss * n, score.to(loss.dtype), loss.new_tensor(n)]))
+        if self._eval_metrics:
+            probs = predict_proba(out, task)
+            for metric in self._eval_metrics.values():
+                metric.update(probs, y)
+
+    def _log_evaluation(self, stage: str) -> None:
+        # Sums over every rank's share, so the means are the whole set's (one collective op).
+        loss_sum, score_sum, count = self.trainer.strategy.reduce(self._eval_sums, reduce_op="sum")
+        if float(count) == 0:  # no evaluation batches ran (e.g. limit_val_batches=0)
+            return
         main = f"{stage}/{self.main_metric}"
-        # During fit, validation tracks the loss and the main metric only: the full set (AUROC
-        # sorts every prediction) is computed once, when the best checkpoint is validated/tested.
-        during_fit = self.trainer.state.fn == "fit"
-        chosen = {main: metrics[main]} if during_fit else dict(metrics.items())
-        probs = predict_proba(out, self.info.task)
-        for name, metric in chosen.items():
-            metric.update(probs, y)
-            self.log(name, metric, on_epoch=True, prog_bar=name == main)
+        # The values are the same on every rank now; sync_dist only keeps Lightning from warning.
+        self.log(f"{stage}/loss", loss_sum / count, prog_bar=stage == "val", sync_dist=True)
+        if not self._eval_metrics:
+            self.log(main, score_sum / count, prog_bar=True, sync_dist=True)
+        for name, metric in self._eval_metrics.items():  # compute() syncs across ranks
+            self.log(name, metric.compute(), prog_bar=name == main, sync_dist=True)
+            metric.reset()
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.optimizer_factory, self.net)
@@ -177,7 +219,8 @@ class LitModel(pl.LightningModule):
             monitor=self.hparams.monitor,
             mode=self.hparams.monitor_mode,
         )
-        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer, context)}
+        schedule = self.scheduler_factory(optimizer, context)
+        return optimizer if schedule is None else {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:

@@ -42,7 +42,9 @@ def _after_warmup(ctx: ScheduleContext, warmup_frac: float) -> int:
     return max(1, ctx.total_steps - int(warmup_frac * ctx.total_steps))
 
 
-def constant(optimizer: Optimizer, ctx: ScheduleContext, warmup_frac: float = 0.0) -> dict:
+def constant(optimizer: Optimizer, ctx: ScheduleContext, warmup_frac: float = 0.0) -> dict | None:
+    if warmup_frac == 0.0:  # nothing to schedule: no scheduler stepping every batch for nothing
+        return None
     return _per_step(
         optimizer, lrs.ConstantLR(optimizer, factor=1.0, total_iters=0), warmup_frac, ctx
     )

@@ -68,10 +68,16 @@ def hard_targets(targets: torch.Tensor, task: str) -> torch.Tensor:
 
 def batch_score(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
     """The main metric of one batch as a device tensor: accuracy, or MAE for regression."""
+    return batch_score_sum(outputs, targets, task) / len(targets)
+
+
+def batch_score_sum(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+    """The main metric summed over a batch (correct predictions, or absolute errors): the epoch
+    mean is the sum over batches over the sample count, with no per-batch mean and multiply."""
     if task == "regression":
-        return (outputs.squeeze(-1) - targets).abs().mean()
-    predicted = outputs.argmax(-1) if task == "multiclass" else (outputs.squeeze(-1) > 0).long()
-    return (predicted == targets).float().mean()
+        return (outputs.squeeze(-1) - targets).abs().sum()
+    predicted = outputs.argmax(-1) if task == "multiclass" else outputs.squeeze(-1) > 0
+    return (predicted == targets).sum()
 
 
 def predict_proba(outputs: torch.Tensor, task: str) -> torch.Tensor:
