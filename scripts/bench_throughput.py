@@ -9,18 +9,21 @@ epoch to the end (fit set-up and the first epoch's allocations left out). The ra
 script does: tensors in memory, batches by index, loss and accuracy summed on the device and
 read once per epoch. dlrecipe runs its default callbacks (checkpoints, early stopping, LR
 monitor, progress bar, history) and the CSV logger. Runs alternate and repeat; medians count.
-The last line reads: ratio <min over cases> overhead_us <max over cases>.
+A third side, the least a Lightning script runs (see lightning_loop), shows what of the overhead
+is Lightning's own loop. The last line reads: ratio <min over cases> overhead_us <max over cases>.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import statistics
 import time
 
 import torch
 
-from benchlib import steady_seconds_per_step
+from benchlib import StepTimer, steady_seconds_per_step
 from dlrecipe.builders import build_data, build_model, compose
 from dlrecipe.models.optim import build_optimizer
 
@@ -43,21 +46,43 @@ COMMON = [
 ]
 
 
+class _Workload:
+    """What every side trains: dlrecipe's own net (same initial weights), optimizer and data."""
+
+    def __init__(self, overrides: list[str], device: str):
+        cfg = compose(["paths.output_dir=/tmp/unused", *overrides])
+        data = build_data(cfg)
+        data.setup("fit")
+        model = build_model(cfg, data.info).to(device)
+        self.net = model.net
+        self.optimizer = build_optimizer(model.optimizer_factory, self.net)  # same groups
+        self.loss_fn, self.task, self.device = model.loss_fn, data.info.task, device
+        self.x = data.prepare_inputs(data.data.inputs).to(device)  # normalized once, like a script
+        self.y = data.data.targets.to(device)
+        self.train_idx = torch.as_tensor(data.fold.train, device=device)
+        self.val_idx = torch.as_tensor(data.fold.val, device=device)
+        self.batch = cfg.data.batch_size
+        self.generator = torch.Generator().manual_seed(0)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if self.task == "multiclass":
+            return self.loss_fn(out, y)
+        return self.loss_fn(out.squeeze(-1), y.float())
+
+    def epoch_batches(self):
+        order = self.train_idx[
+            torch.randperm(len(self.train_idx), generator=self.generator).to(self.device)
+        ]
+        for i in range(0, len(order) // self.batch * self.batch, self.batch):
+            idx = order[i : i + self.batch]
+            yield self.x[idx], self.y[idx]
+
+
 def raw_loop(overrides: list[str], epochs: int, device: str) -> float:
-    """Seconds for `epochs` epochs of a hand-written loop; returns the training time per step."""
-    cfg = compose(["paths.output_dir=/tmp/unused", *overrides])
-    data = build_data(cfg)
-    data.setup("fit")
-    model = build_model(cfg, data.info).to(device)
-    net = model.net
-    optimizer = build_optimizer(model.optimizer_factory, net)  # the same groups and settings
-    loss_fn, task = model.loss_fn, data.info.task
-    x_all = data.prepare_inputs(data.data.inputs).to(device)  # normalized once, like a script would
-    y_all = data.data.targets.to(device)
-    train_idx = torch.as_tensor(data.fold.train, device=device)
-    val_idx = torch.as_tensor(data.fold.val, device=device)
-    batch = cfg.data.batch_size
-    generator = torch.Generator().manual_seed(0)
+    """A hand-written loop for `epochs` epochs; returns the steady-state seconds per step."""
+    work = _Workload(overrides, device)
+    net, optimizer = work.net, work.optimizer
     steps, start = 0, time.perf_counter()
     for epoch in range(epochs):
         if epoch == 1:  # steady state: from the second epoch on, like the template's StepTimer
@@ -65,13 +90,9 @@ def raw_loop(overrides: list[str], epochs: int, device: str) -> float:
                 torch.cuda.synchronize()
             steps, start = 0, time.perf_counter()
         net.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=generator).to(device)]
         total = torch.zeros((), device=device)
-        for i in range(0, len(order) // batch * batch, batch):
-            idx = order[i : i + batch]
-            out = net(x_all[idx])
-            y = y_all[idx]
-            loss = loss_fn(out, y) if task == "multiclass" else loss_fn(out.squeeze(-1), y.float())
+        for x, y in work.epoch_batches():
+            loss = work.loss(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -79,11 +100,57 @@ def raw_loop(overrides: list[str], epochs: int, device: str) -> float:
             steps += 1
         net.eval()
         with torch.no_grad():
-            out = net(x_all[val_idx])
+            work.loss(work.x[work.val_idx], work.y[work.val_idx])
             float(total)  # one host sync per epoch, as the template logs once per epoch
     if device == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / steps
+
+
+def lightning_loop(overrides: list[str], epochs: int, device: str) -> float:
+    """The least a Lightning script runs, on the raw loop's batches: training_step returns the
+    loss, validation logs the loss once per epoch; no logger, checkpoints or other callbacks.
+    What Lightning's loop itself costs per step, which no template on top of it can undercut."""
+    import lightning.pytorch as pl
+
+    work = _Workload(overrides, device)
+
+    class Minimal(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = work.net
+
+        def training_step(self, batch, batch_idx):
+            return work.loss(*batch)
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val/loss", work.loss(*batch))
+
+        def configure_optimizers(self):
+            return work.optimizer
+
+    class Batches:  # the raw loop's order, drawn from the same generator
+        def __iter__(self):
+            return work.epoch_batches()
+
+        def __len__(self):
+            return len(work.train_idx) // work.batch
+
+    class Once:
+        def __iter__(self):
+            yield work.x[work.val_idx], work.y[work.val_idx]
+
+        def __len__(self):
+            return 1
+
+    trainer = pl.Trainer(
+        max_epochs=epochs, accelerator="gpu" if device == "cuda" else "cpu", devices=1,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[StepTimer()],
+    )  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer.fit(Minimal(), train_dataloaders=Batches(), val_dataloaders=Once())
+    return StepTimer.last["seconds"] / StepTimer.last["steps"]
 
 
 def template(overrides: list[str], epochs: int) -> float:
@@ -112,22 +179,33 @@ def main() -> None:
             "trainer=gpu",
         ]
         devices["CIFAR-sized CNN, batch 128, GPU"] = "cuda"
-    print(f"{'case':34s} {'raw steps/s':>11s} {'dlrecipe':>9s} {'ratio':>6s} {'overhead us':>12s}")
+    print(
+        f"{'case':30s} {'raw':>7s} {'Lightning':>9s} {'dlrecipe':>8s} {'ratio':>6s} "
+        f"{'overhead us':>11s} {'vs Lightning us':>15s}"
+    )
     ratios, overheads = [], []
     for name, overrides in cases.items():
         device = devices[name]
         full = [*COMMON, *overrides] + ([] if device == "cuda" else ["trainer.accelerator=cpu"])
-        raw_loop(full, 2, device)  # warm-up both sides
+        raw_loop(full, 2, device)  # warm-up every side
+        lightning_loop(full, 2, device)
         template(full, 2)
-        raw, ours = [], []
-        for _ in range(args.repeats):  # alternate, so drifts in machine load hit both
+        raw, light, ours = [], [], []
+        for _ in range(args.repeats):  # alternate, so drifts in machine load hit every side
             raw.append(raw_loop(full, args.epochs, device))
+            light.append(lightning_loop(full, args.epochs, device))
             ours.append(template(full, args.epochs))
-        r, t = statistics.median(raw), statistics.median(ours)
+        r, lit, t = statistics.median(raw), statistics.median(light), statistics.median(ours)
         ratio, overhead = r / t, (t - r) * 1e6
         ratios.append(ratio)
         overheads.append(overhead)
-        print(f"{name:34s} {1 / r:11.1f} {1 / t:9.1f} {ratio:6.3f} {overhead:12.0f}")
+        print(
+            f"{name:30s} {1 / r:7.1f} {1 / lit:9.1f} {1 / t:8.1f} {ratio:6.3f} {overhead:11.0f} "
+            f"{(t - lit) * 1e6:15.0f}"
+        )
+    print(
+        "(steps/s; overhead = 1/dlrecipe - 1/raw per step; vs Lightning = 1/dlrecipe - 1/Lightning)"
+    )
     print(f"ratio {min(ratios):.3f} overhead_us {max(overheads):.0f}")
 
 

@@ -16,6 +16,7 @@ from dlrecipe.builders import build_data, build_model
 from dlrecipe.data.loaders import EpochPermutation, TensorBatches
 from dlrecipe.errors import ConfigError
 from dlrecipe.eval import restore
+from dlrecipe.models.tasks import loss_inputs
 from dlrecipe.train import train
 
 
@@ -189,3 +190,39 @@ def test_dataloader_path_shards_like_the_fast_path_under_ddp():
                                      rank=rank, world_size=world)  # fmt: skip
                 fast.epoch = epoch
                 assert list(sampler) == next(iter(fast))[1].tolist()
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["data=digits", "data=breast_cancer", "data=diabetes"],  # multiclass, binary, regression
+)
+def test_fit_time_validation_sums_match_torchmetrics(make_cfg, data):
+    # During fit, validation sums the loss and the main metric on the device and logs once per
+    # epoch; validating the same weights afterwards computes them with torchmetrics and
+    # Lightning's batch-weighted mean. Small evaluation batches: several per epoch.
+    model_group = "model=cnn" if data == "data=digits" else "model=mlp"
+    cfg = make_cfg(data, model_group, "data.eval_batch_size=64")
+    data_module = build_data(cfg)
+    model = build_model(cfg, data_module.info)
+    trainer = pl.Trainer(
+        accelerator="cpu", max_epochs=1, limit_train_batches=3, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=data_module)
+    during_fit = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    main = f"val/{model.main_metric}"
+    assert set(during_fit) == {"val/loss", main}
+    (after,) = trainer.validate(model, datamodule=data_module, verbose=False)
+    assert len(after) > 2  # the full torchmetrics set afterwards
+    assert during_fit[main] == pytest.approx(after[main], rel=1e-5, abs=1e-6)
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in data_module.val_dataloader():
+            x, y = data_module.on_after_batch_transfer(batch, 0)
+            out = model(x)
+            loss = model.loss_fn(*loss_inputs(out, y, model.info.task))
+            total, count = total + float(loss) * len(y), count + len(y)
+    assert count > 64  # several batches of unequal sizes: a mean of means would differ
+    assert during_fit["val/loss"] == pytest.approx(total / count, rel=1e-5)

@@ -150,3 +150,28 @@ def test_a_curriculum_counts_its_growing_epochs_for_the_lr_schedule(make_cfg):
     schedule = trainer.lr_scheduler_configs[0].scheduler
     assert trainer.global_step == sum(len(sizes) for sizes in fed.sizes.values())
     assert schedule.total_steps == trainer.global_step  # the whole cycle, not a quarter of it
+
+
+@pytest.mark.parametrize("warmup", [0.0, 0.5])
+def test_a_constant_lr_steps_no_scheduler_unless_it_warms_up(make_cfg, warmup):
+    cfg = make_cfg(*WINE, "trainer.max_epochs=2", "model/scheduler=none",
+                   f"model.scheduler.warmup_frac={warmup}")  # fmt: skip
+    data = build_data(cfg)
+    model = build_model(cfg, data.info)
+    lrs = []
+
+    class Record(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer = pl.Trainer(
+        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()],
+    )  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    peak = cfg.model.optimizer.lr
+    if warmup == 0.0:  # nothing stepped per batch: the LR is the optimizer's throughout
+        assert trainer.lr_scheduler_configs == []
+        assert set(lrs) == {peak}
+    else:  # the warm-up ramps to the optimizer's LR, then holds it
+        assert lrs[0] < peak / 100 and lrs[-1] == pytest.approx(peak)
