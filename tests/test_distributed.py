@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from dlrecipe.builders import compose
 from dlrecipe.errors import ConfigError
@@ -175,7 +176,7 @@ def test_mixed_precision_trains_on_cpu(make_cfg):
 
 
 def test_checkpoints_every_n_steps(make_cfg):
-    cfg = make_cfg("callbacks.model_checkpoint.every_n_train_steps=5", "trainer.max_epochs=1")
+    cfg = make_cfg("callbacks.last_checkpoint.every_n_train_steps=5", "trainer.max_epochs=1")
     train(cfg)
     assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").exists()
 
@@ -217,3 +218,18 @@ def test_blocks_unfrozen_during_ddp_training_stay_in_sync(tmp_path):
     for name, value in rank0.items():
         if value.is_floating_point() and "running" not in name:
             torch.testing.assert_close(rank1[name], value, msg=name)
+
+
+def test_last_checkpoint_is_the_latest_epoch_not_the_best(make_cfg):
+    # resume= continues from last.ckpt: it must hold the final epoch even when the best
+    # checkpoint is older (Lightning's save_last="link" would point it at the best one).
+    # The highest val/loss is "best": the first epoch's, as the loss falls.
+    cfg = make_cfg("trainer.max_epochs=3", "callbacks.early_stopping=null", "monitor.mode=max",
+                   "report.enabled=false", "extras.lint=false")  # fmt: skip
+    train(cfg)
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    (best,) = checkpoints.glob("best-*.ckpt")
+    assert torch.load(best, weights_only=True)["epoch"] < 2  # the precondition: an older best
+    last = checkpoints / "last.ckpt"
+    assert not last.is_symlink()
+    assert torch.load(last, weights_only=True)["epoch"] == 2

@@ -188,9 +188,9 @@ def check_metric_names(cfg: DictConfig, info) -> None:
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:
     """The best checkpoint's path; None (= current weights) when nothing was saved (fast_dev_run)."""
-    ckpt = trainer.checkpoint_callback
-    if isinstance(ckpt, ModelCheckpoint) and ckpt.best_model_path:
-        return ckpt.best_model_path
+    for ckpt in trainer.checkpoint_callbacks:  # the one judging a metric (last.ckpt's has none)
+        if isinstance(ckpt, ModelCheckpoint) and ckpt.monitor and ckpt.best_model_path:
+            return ckpt.best_model_path
     return None
 
 
