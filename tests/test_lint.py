@@ -62,6 +62,8 @@ CASES = [
     (["model=finetune", "model/finetuning=feature_extraction", "model.finetuning.cache_features=true",
       "data/augmentation=light"], "feature_cache_without_augmentation", "error",
      "model.finetuning.cache_features"),
+    (["callbacks.model_checkpoint.monitor=null"], "one_checkpoint_per_role", "error",
+     "callbacks.model_checkpoint.monitor"),
 ]  # fmt: skip
 
 

@@ -148,3 +148,18 @@ def batch_size_finder_without_ddp(cfg: DictConfig) -> list[Finding]:
         for name, spec in callbacks.items()
         if spec and str(get(spec, "_target_", "")).endswith("BatchSizeFinder")
     ]
+
+
+@rule
+def one_checkpoint_per_role(cfg: DictConfig) -> list[Finding]:
+    # Lightning refuses two ModelCheckpoints with the same settings (their saved states would
+    # collide) with an error that names no config key. A monitor-less model_checkpoint repeats
+    # last_checkpoint, which already keeps the latest epoch.
+    best, last = get(cfg, "callbacks.model_checkpoint"), get(cfg, "callbacks.last_checkpoint")
+    if best is None or last is None or get(cfg, "callbacks.model_checkpoint.monitor") is not None:
+        return []
+    return [error(
+        "callbacks.model_checkpoint.monitor",
+        "null makes it a second copy of callbacks.last_checkpoint (the latest epoch, last.ckpt). "
+        "To test the final weights instead of the best ones, set callbacks.model_checkpoint=null",
+    )]  # fmt: skip
