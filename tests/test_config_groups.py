@@ -69,6 +69,8 @@ def test_optimizer_and_scheduler_options_step(make_cfg, group):
         )
         for _ in range(3):
             optimizer.step()
+            if schedule is None:  # a constant LR without warm-up builds no scheduler
+                continue
             if schedule["interval"] == "epoch":
                 schedule["scheduler"].step(1.0)
             else:
