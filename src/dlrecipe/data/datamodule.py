@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ from dlrecipe.data.loaders import (
     to_float,
 )
 from dlrecipe.data.normalization import Standardize
-from dlrecipe.data.sources.base import SourceData, select_classes
+from dlrecipe.data.sources.base import SourceData, refuse_shadowed_parameters, select_classes
 from dlrecipe.data.splits import Fold, HoldoutSplit
 from dlrecipe.errors import ConfigError
 
@@ -58,6 +59,7 @@ class DataModule(pl.LightningDataModule):
                 raise ConfigError(f"data.{key}={value!r} must be a positive integer (e.g. 64)")
         if num_workers < 0:
             raise ConfigError(f"data.num_workers={num_workers} must be >= 0")
+        refuse_shadowed_parameters(source, inspect.signature(DataModule.__init__).parameters)
         self.source, self.source_args = source, source_args
         self.split, self.normalization = split, normalization
         self.augmentation = augmentation or Augmentation()

@@ -59,7 +59,8 @@ def _op_names(cfg: DictConfig) -> list[tuple[str, dict]]:
 
 @rule
 def label_preserving_augmentation(cfg: DictConfig) -> list[Finding]:
-    if str(get(cfg, "data.name", "")).lower() not in ORIENTED:
+    data_set = str(get(cfg, "data.name", "") or get(cfg, "data.source._target_", "")).lower()
+    if not any(name in data_set for name in ORIENTED):  # also load_digits_wild
         return []
     found = []
     for name, params in _op_names(cfg):

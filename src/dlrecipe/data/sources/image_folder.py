@@ -80,7 +80,7 @@ def load_image_folder(
     image_size: list[int] | int | None = None,
     channels: int | None = None,
     max_memory_mb: int = 2048,
-    num_workers: int = 0,
+    decode_workers: int = 0,
 ) -> SourceData:
     files, labels, classes = list_images(root)
     parts = {"val": val_root, "test": test_root}
@@ -102,7 +102,7 @@ def load_image_folder(
     dataset = ImageFiles(files, labels, size, "L" if channels == 1 else "RGB")
     inputs: torch.Tensor | Dataset = dataset
     if len(files) * channels * size[0] * size[1] <= max_memory_mb * 2**20:
-        loader = DataLoader(dataset, batch_size=256, num_workers=num_workers)
+        loader = DataLoader(dataset, batch_size=256, num_workers=decode_workers)
         inputs = torch.cat([x for x, _ in loader])
     return SourceData(
         inputs,

@@ -18,10 +18,10 @@ def load_synthetic(
     shape: list[int] | None = None,
     num_classes: int = 10,
     noise: float = 0.5,
-    seed: int = 0,
+    data_seed: int = 0,
 ) -> SourceData:
     shape = list(shape or [3, 32, 32])
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(data_seed)
     templates = torch.rand(num_classes, *shape, generator=generator)
     labels = torch.randint(num_classes, (samples,), generator=generator)
     x = templates[labels] + noise * torch.randn(samples, *shape, generator=generator)
