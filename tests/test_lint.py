@@ -55,6 +55,8 @@ CASES = [
      "data.augmentation.ops"),
     (["data.augmentation.ops=[{rotate:{degrees:180}}]"], "label_preserving_augmentation",
      "warning", "data.augmentation.ops"),
+    (["data=digits_wild", "data.augmentation.ops=[vflip]"], "label_preserving_augmentation",
+     "warning", "data.augmentation.ops"),
     (["experiment=wine_mlp", "data/normalization=none", "model.net.batch_norm=false"],
      "inputs_reach_the_net_scaled", "warning", "data/normalization"),
     (["model=finetune", "data/normalization=standardize"], "pretrained_inputs_normalized_once",
@@ -105,6 +107,11 @@ def test_a_uniform_learning_rate_search_is_flagged():
 )
 def test_no_false_positives_on_the_bundled_configs(overrides):
     assert lint(_with_hydra(overrides)) == []
+
+
+def test_mirroring_is_fine_where_orientation_carries_no_label():
+    rule = next(r for r in RULES if r.__name__ == "label_preserving_augmentation")
+    assert rule(compose([*OUT, "data=fashion_mnist", "data.augmentation.ops=[hflip]"])) == []
 
 
 def test_warnings_are_logged_once_and_lint_false_switches_everything_off(caplog):

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlrecipe.lint.core import Finding, error, get, rule, target, warning
 
 # Data sets whose labels a mirror image or a half turn changes (a flipped 2 is not a 2; 6 <-> 9).
-ORIENTED = ("digits", "mnist", "emnist")
+ORIENTED = ("digits", "digits_wild", "mnist", "emnist")
 LR_KEYS = ("lr", "learning_rate", "max_lr")
 
 
@@ -59,8 +59,9 @@ def _op_names(cfg: DictConfig) -> list[tuple[str, dict]]:
 
 @rule
 def label_preserving_augmentation(cfg: DictConfig) -> list[Finding]:
-    data_set = str(get(cfg, "data.name", "") or get(cfg, "data.source._target_", "")).lower()
-    if not any(name in data_set for name in ORIENTED):  # also load_digits_wild
+    # A source without data.name is known by its function: ...digits_wild.load_digits_wild.
+    source = str(get(cfg, "data.source._target_", "")).rsplit(".", 1)[-1].removeprefix("load_")
+    if str(get(cfg, "data.name", "") or source).lower() not in ORIENTED:
         return []
     found = []
     for name, params in _op_names(cfg):
