@@ -54,7 +54,19 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
         return hydra_compose(config_name, overrides=overrides or [])
 
 
+# An example value for each required (???) data key, for the message when one is left out.
+REQUIRED_EXAMPLES = {
+    "data.path": "data.path=my_table.csv",
+    "data.target": "data.target=<the column to predict>",
+    "data.root": "data.root=<a folder of class sub-folders>",
+}
+
+
 def build_data(cfg: DictConfig) -> DataModule:
+    missing = sorted(OmegaConf.missing_keys(cfg.data))  # e.g. data=csv without data.path
+    if missing:
+        fixes = " ".join(REQUIRED_EXAMPLES.get(k, f"{k}=<value>") for k in missing)
+        raise ConfigError(f"{' and '.join(missing)} must be given for this data set: add {fixes}")
     return instantiate(cfg.data, seed=int(cfg.get("seed") or 0), _convert_="all")
 
 

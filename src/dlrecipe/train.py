@@ -28,6 +28,13 @@ from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
 from dlrecipe.errors import ConfigError, exit_on_config_error
+from dlrecipe.guards import (
+    Diverged,
+    DivergenceGuard,
+    check_training_length,
+    exit_on_divergence,
+    write_diverged_summary,
+)
 from dlrecipe.lint import run_lint
 from dlrecipe.models.tasks import MAIN_METRIC, build_metrics
 from dlrecipe.predict import split_predictions
@@ -45,6 +52,7 @@ def train(cfg: DictConfig) -> float | None:
         cfg = resume_config(cfg)
     cfg = name_trial_runs(cfg)
     run_lint(cfg)  # known config mistakes, before any data is loaded (extras.lint=false: off)
+    check_training_length(cfg)  # max_epochs=0 would report an untrained model as the result
     datamodule = build_data(cfg)
     check_metric_names(cfg, datamodule.info)
     if cfg.get("sanity"):  # debug=sanity: the sanity suite instead of a fit (exit 1 on a failure)
@@ -72,7 +80,8 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
     if cfg.get("ckpt_path"):
         check_compatible(load_checkpoint(cfg.ckpt_path), model, cfg.ckpt_path)
     pruning = _pruning_callbacks(cfg, datamodule)
-    trainer = build_trainer(cfg, run_dir, extra_callbacks=pruning)
+    # DivergenceGuard: a NaN / inf loss stops the fit (exit 3, summary.json status: diverged).
+    trainer = build_trainer(cfg, run_dir, extra_callbacks=[*pruning, DivergenceGuard()])
     _log_config(trainer, cfg)
     if trainer.is_global_zero and datamodule.info.is_image and datamodule.augmentation.ops:
         save_augmentation_grid(datamodule, run_dir / "augmentation_preview.png")
@@ -81,7 +90,12 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         relaunch_this_job_only()
     try:
         fit_started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        except Diverged as err:
+            fit_seconds = time.perf_counter() - fit_started
+            write_diverged_summary(trainer, model, run_dir, str(err), fit_seconds)
+            raise
         fit_seconds = time.perf_counter() - fit_started
         if trainer.interrupted:
             raise KeyboardInterrupt
@@ -95,6 +109,7 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
             cfg, trainer, model, run_dir, best, val_metrics, test_metrics, fit_seconds
         )
         summary.fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
+        summary.notes[:0] = datamodule.data.notes  # rows dropped, images converted at load
         logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
         summary.optimized_value = _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
         summary.total_seconds = time.perf_counter() - started
@@ -264,6 +279,7 @@ def _optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | list
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @exit_on_config_error
+@exit_on_divergence
 def main(cfg: DictConfig) -> float | None:
     return train(cfg)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -35,6 +36,8 @@ from dlrecipe.data.normalization import Standardize
 from dlrecipe.data.sources.base import SourceData, refuse_shadowed_parameters, select_classes
 from dlrecipe.data.splits import Fold, HoldoutSplit
 from dlrecipe.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class DataModule(pl.LightningDataModule):
@@ -93,6 +96,8 @@ class DataModule(pl.LightningDataModule):
                 raise ConfigError(f"data: {err}. Check the data.* keys of this data set.") from err
             if self.classes is not None:
                 self._data = select_classes(self._data, self.classes)
+            for note in self._data.notes:  # what loading changed; summary.json repeats them
+                log.warning("data: %s", note)
         return self._data
 
     @property

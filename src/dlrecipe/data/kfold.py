@@ -85,6 +85,11 @@ class KFoldSplit:
             rest = np.setdiff1d(everything, test)
         else:
             rest, test = hold_out(everything, labels, self.test_frac, self.seed, stratify, groups)
+        if len(rest) < self.k:  # sklearn would say n_splits, a name no config has
+            raise ConfigError(
+                f"data.split.k={self.k} is larger than the {len(rest)} samples outside the test "
+                f"set; lower data.split.k (at most {len(rest)}) or data.split.test_frac"
+            )
         if stratify:
             self._check_class_sizes(labels[rest])
         folds = []

@@ -2,9 +2,10 @@
 
     cat outputs/train/<date>/<time>/summary.json
 
-One place that answers "how did the run go": test (and best-checkpoint validation) metrics,
-best epoch and checkpoint, parameter counts, wall time, throughput and peak memory, and a
-note when the learning curves show over-fitting.
+One place that answers "how did the run go": its status (completed, or diverged with the
+diagnosis and no metrics), test (and best-checkpoint validation) metrics, best epoch and
+checkpoint, parameter counts, wall time, throughput and peak memory, and a note when the
+learning curves show over-fitting.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class RunSummary:
     report: str | None = None  # report/index.html
     peak_rss_mb: float = 0.0  # this process's peak resident memory (not DataLoader workers')
     peak_gpu_mb: float | None = None  # torch.cuda.max_memory_allocated; None without CUDA
+    status: str = "completed"  # completed | diverged (the loss became NaN / inf: no result)
+    diagnosis: str | None = None  # why a run did not complete, and the overrides to try
 
     @property
     def steps_per_second(self) -> float:

@@ -37,6 +37,7 @@ class SourceData:
     test_indices: np.ndarray | None = None
     val_indices: np.ndarray | None = None
     groups: np.ndarray | None = None  # one group id per sample, for grouped K-fold
+    notes: list[str] = field(default_factory=list)  # what loading changed (rows dropped, modes)
 
     def __post_init__(self) -> None:
         if not self.input_shape:
@@ -102,7 +103,7 @@ def select_classes(data: SourceData, classes: list) -> SourceData:
         data.inputs[keep], relabel[data.targets[keep]], "binary" if len(names) == 2 else "multiclass",
         class_names=names, feature_names=data.feature_names, input_shape=data.input_shape,
         test_indices=moved(data.test_indices), val_indices=moved(data.val_indices),
-        groups=None if data.groups is None else data.groups[keep.numpy()],
+        groups=None if data.groups is None else data.groups[keep.numpy()], notes=data.notes,
     )  # fmt: skip
 
 

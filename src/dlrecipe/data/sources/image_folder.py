@@ -6,6 +6,10 @@ Optional `data.val_root` / `data.test_root` hold fixed validation / test images 
 class sub-folders; otherwise the hold-out split carves them from `data.root`. Images are
 resized to `data.image_size` and kept as uint8; folders that fit in `data.max_memory_mb` are
 decoded once into memory (fast path), larger ones are read lazily by DataLoader workers.
+
+Refused at set-up, before any training: an empty class folder (a phantom class), a single class,
+and files that cannot be fully decoded (image_checks.py; verdicts cached). Mixed grey and colour
+files are all read as RGB with a note, unless `data.channels=1` asks for grey.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dlrecipe.data.sources.base import SourceData
+from dlrecipe.data.sources.image_checks import mode_choice, verify_images
 from dlrecipe.errors import ConfigError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -54,6 +59,7 @@ def list_images(
             f"image folder {str(folder)!r} does not exist. Fix: data.root=<a folder of class sub-folders>"
         )
     found = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    own_classes = not classes  # the training folder defines the classes
     classes = classes or found
     if not classes:
         raise ConfigError(
@@ -62,14 +68,28 @@ def list_images(
     extra = sorted(set(found) - set(classes))
     if extra:
         raise ConfigError(f"{str(folder)!r} has classes {extra} that data.root does not have")
-    files, labels = [], []
+    files, labels, empty = [], [], []
     for label, name in enumerate(classes):
-        for f in sorted((folder / name).rglob("*")):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                files.append(f)
-                labels.append(label)
+        found_here = [
+            f for f in sorted((folder / name).rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
+        files += found_here
+        labels += [label] * len(found_here)
+        if not found_here:
+            empty.append(name)
+    suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
     if not files:
-        raise ConfigError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {str(folder)!r}")
+        raise ConfigError(f"no images ({suffixes}) under {str(folder)!r}")
+    if empty and own_classes:  # a class without images would still get an output unit
+        raise ConfigError(
+            f"class folder(s) {empty} under {str(folder)!r} hold no images ({suffixes}); add "
+            "their images or remove the folders (data.root=<a folder of class sub-folders>)"
+        )
+    if len(classes) == 1:
+        raise ConfigError(
+            f"data.root={str(folder)!r} has a single class folder ({classes[0]!r}): there is "
+            "nothing to tell apart; give one sub-folder per class, two or more"
+        )
     return files, labels, classes
 
 
@@ -81,6 +101,7 @@ def load_image_folder(
     channels: int | None = None,
     max_memory_mb: int = 2048,
     decode_workers: int = 0,
+    check_cache: str | None = None,
 ) -> SourceData:
     files, labels, classes = list_images(root)
     parts = {"val": val_root, "test": test_root}
@@ -93,12 +114,13 @@ def load_image_folder(
             labels += extra_labels
     from PIL import Image
 
-    with Image.open(files[0]) as first:
-        first_size, first_mode = (first.height, first.width), first.mode
-    size = _size(image_size) if image_size else first_size
-    channels = channels or (1 if first_mode in ("L", "1", "I", "I;16", "F") else 3)
-    if channels not in (1, 3):
+    if channels is not None and channels not in (1, 3):
         raise ConfigError(f"data.channels={channels}: use 1 (grayscale) or 3 (RGB)")
+    modes = verify_images(files, root, check_cache, decode_workers)  # lazy folders too
+    channels, notes = mode_choice(modes, channels)
+    with Image.open(files[0]) as first:
+        first_size = (first.height, first.width)
+    size = _size(image_size) if image_size else first_size
     dataset = ImageFiles(files, labels, size, "L" if channels == 1 else "RGB")
     inputs: torch.Tensor | Dataset = dataset
     if len(files) * channels * size[0] * size[1] <= max_memory_mb * 2**20:
@@ -112,6 +134,7 @@ def load_image_folder(
         input_shape=(channels, *size),
         val_indices=marks.get("val"),
         test_indices=marks.get("test"),
+        notes=notes,
     )
 
 
