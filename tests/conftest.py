@@ -26,6 +26,12 @@ QUICK = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Image-folder checks cache into a temporary folder, not the user's ~/.cache."""
+    os.environ.setdefault("DLRECIPE_CACHE_DIR", str(tmp_path_factory.mktemp("dlrecipe_cache")))
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """compose(overrides) with the run directory inside tmp_path."""

@@ -49,7 +49,7 @@ def check_training_length(cfg: DictConfig) -> None:
         )
     if epochs == -1 and not (isinstance(steps, int) and steps > 0):
         raise ConfigError(
-            "trainer.max_epochs=-1 trains for ever unless trainer.max_steps=N (N > 0) ends it; "
+            "trainer.max_epochs=-1 trains for ever unless +trainer.max_steps=N (N > 0) ends it; "
             "set both, or trainer.max_epochs=<epochs>"
         )
     if steps is not None and (not isinstance(steps, int) or steps == 0 or steps < -1):

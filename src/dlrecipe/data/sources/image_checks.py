@@ -7,7 +7,8 @@ decoded, which in a lazily read folder happens in a DataLoader worker at some la
 every file is decoded in full once, at set-up; the verdict (its mode, or why it cannot be read)
 is cached in a small JSON file keyed by path, size and modification time, so later runs decode
 only new or changed files. The cache lives outside the data folder (which may be read-only or
-shared): `data.check_cache`, by default ~/.cache/dlrecipe/image_checks/.
+shared): `data.check_cache`, by default $DLRECIPE_CACHE_DIR/image_checks/ or
+~/.cache/dlrecipe/image_checks/.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ CACHE_VERSION = 1  # bump when what a verdict means changes, so old caches are i
 
 
 def default_cache_dir() -> Path:
+    """$DLRECIPE_CACHE_DIR/image_checks, else the user's cache folder (XDG)."""
+    if os.environ.get("DLRECIPE_CACHE_DIR"):
+        return Path(os.environ["DLRECIPE_CACHE_DIR"]) / "image_checks"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "dlrecipe" / "image_checks"
 
