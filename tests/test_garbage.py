@@ -22,7 +22,7 @@ import pytest
 
 from dlrecipe.builders import build_data, compose
 from dlrecipe.errors import ConfigError
-from dlrecipe.guards import DIVERGED_EXIT, check_training_length, exit_on_divergence
+from dlrecipe.guards import DIVERGED_EXIT, Diverged, check_training_length, exit_on_divergence
 from dlrecipe.train import train
 from tests.conftest import QUICK
 
@@ -213,19 +213,19 @@ def test_image_checks_are_cached_and_a_changed_file_is_checked_again(tmp_path):
     root = _images(tmp_path / "images")
     overrides = ["data=image_folder", f"data.root={root}", f"data.check_cache={tmp_path}/cache",
                  "data.num_workers=0"]  # fmt: skip
-    build_data(compose(overrides)).data
+    assert len(build_data(compose(overrides)).data) == 18
     (cache,) = (tmp_path / "cache").glob("*.json")
     assert len(json.loads(cache.read_text())["verdicts"]) == 18  # every file, decoded once
     _truncate(root / "c" / "L4.png")  # its size changes, so its cached verdict no longer counts
     with pytest.raises(ConfigError, match=r"'.*c/L4\.png' \(image file is truncated\)"):
-        build_data(compose(overrides)).data
+        assert build_data(compose(overrides)).data is None  # never reached: refused
 
 
 def test_a_malformed_cache_is_ignored_and_rewritten(tmp_path):
     root = _images(tmp_path / "images")
     overrides = ["data=image_folder", f"data.root={root}", f"data.check_cache={tmp_path}/cache",
                  "data.num_workers=0"]  # fmt: skip
-    build_data(compose(overrides)).data
+    assert len(build_data(compose(overrides)).data) == 18
     (cache,) = (tmp_path / "cache").glob("*.json")
     for text in ("{not json", '{"version": 1, "verdicts": {"x": "ok"}}', "[]", ""):
         cache.write_text(text)
@@ -247,7 +247,7 @@ def test_a_diverging_loss_stops_the_run_with_exit_3_and_no_result(tmp_path, caps
     assert stopped.value.code == DIVERGED_EXIT == 3
     err = capsys.readouterr().err
     assert "training diverged: the training loss became nan at epoch 0" in err
-    for advice in ("model.optimizer.lr=1e+29", "trainer.gradient_clip_val=1.0", "unscaled"):
+    for advice in ("model.optimizer.lr=0.001", "trainer.gradient_clip_val=1.0", "unscaled"):
         assert advice in err
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "diverged" and "training diverged" in summary["diagnosis"]
@@ -255,3 +255,22 @@ def test_a_diverging_loss_stops_the_run_with_exit_3_and_no_result(tmp_path, caps
     assert summary["val_metrics"] == {} and summary["test_metrics"] == {}
     assert summary["optimized_value"] is None
     assert not list(run_dir.rglob("best*.ckpt"))
+    from dlrecipe.report.__main__ import main as report_main
+
+    assert report_main([str(run_dir)]) == 2  # no report of a result it does not have
+    assert "diverged (summary.json status: diverged)" in capsys.readouterr().err
+
+
+def test_a_diverged_fold_leaves_no_cross_validated_score(tmp_path):
+    from dlrecipe.cv.summary import aggregate, fold_run_dirs
+
+    run_dir = tmp_path / "run"
+    cfg = compose([*QUICK, f"paths.output_dir={run_dir}", *CSV[:1], f"data.path={_table(tmp_path)}",
+                   "model=mlp", "data.target=value", "model.optimizer.lr=1e30", "data/split=kfold",
+                   "data.split.k=2", "report.enabled=false"])  # fmt: skip
+    with pytest.raises(Diverged):
+        train(cfg)
+    (fold_dir,) = fold_run_dirs(run_dir)  # the first fold stopped the run
+    assert json.loads((fold_dir / "summary.json").read_text())["fold"] == "fold0"
+    with pytest.raises(ConfigError, match=r"\['fold0'\] .* diverged"):
+        aggregate([fold_dir], run_dir)

@@ -61,7 +61,9 @@ def check_training_length(cfg: DictConfig) -> None:
 
 def diagnosis(what: str, value: float, epoch: int, step: int, lr: float | None, task: str) -> str:
     """One line: what went non-finite, where, the likely causes and the overrides to try."""
-    lower_lr = f"model.optimizer.lr={lr / 10:g}" if lr else "model.optimizer.lr=<10x lower>"
+    # A tenth of the rate; from an absurd rate (above 0.1) straight to a usual one.
+    lower = (lr / 10 if lr <= 0.1 else 1e-3) if lr else None
+    lower_lr = f"model.optimizer.lr={lower:g}" if lower else "model.optimizer.lr=<10x lower>"
     causes = "a learning rate too high, extreme or unscaled inputs (data/normalization=standardize)"
     if task == "regression":
         causes += ", unscaled regression targets (rescale the target column to about 0..1 or use model.loss=huber)"
@@ -99,7 +101,7 @@ class DivergenceGuard(pl.Callback):
             return
         bad = not bool(torch.isfinite(loss.detach()).all())
         if trainer.strategy.reduce_boolean_decision(bad, all=False):  # any rank: all stop together
-            value = float(loss.detach().sum())
+            value = float(loss.detach().sum()) if bad else math.nan  # another rank's NaN
             raise Diverged(self._message(trainer, pl_module, "the training loss", value))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -110,24 +112,26 @@ class DivergenceGuard(pl.Callback):
             raise Diverged(self._message(trainer, pl_module, "val/loss", float(value)))
 
     @staticmethod
-    def _message(trainer: pl.Trainer, pl_module: pl.LightningModule, what: str, value: float) -> str:
+    def _message(
+        trainer: pl.Trainer, pl_module: pl.LightningModule, what: str, value: float
+    ) -> str:
         lr = None
         if trainer.optimizers and trainer.optimizers[0].param_groups:
-            lr = trainer.optimizers[0].param_groups[0].get("initial_lr") or trainer.optimizers[
-                0
-            ].param_groups[0].get("lr")
+            group = trainer.optimizers[0].param_groups[0]
+            lr = group.get("initial_lr") or group.get("lr")  # initial: before the schedule moved it
         task = getattr(getattr(pl_module, "info", None), "task", "")
         return diagnosis(what, value, trainer.current_epoch, trainer.global_step, lr, task)
 
 
 def write_diverged_summary(
-    trainer: pl.Trainer, model: Any, run_dir: Path, message: str, fit_seconds: float
-) -> RunSummary:
+    trainer: pl.Trainer, model: Any, run_dir: Path, message: str, fit_seconds: float,
+    fold: str | None = None,
+) -> RunSummary:  # fmt: skip
     """summary.json of a diverged fit: the diagnosis, how far it got, and no result at all."""
     total, trainable = model.parameter_counts()
     summary = RunSummary(
         run_dir=str(run_dir), task=model.info.task, main_metric=MAIN_METRIC[model.info.task],
-        status="diverged", diagnosis=message, epochs_run=trainer.current_epoch,
+        status="diverged", diagnosis=message, epochs_run=trainer.current_epoch, fold=fold,
         params_total=total, params_trainable=trainable, fit_seconds=fit_seconds,
         train_steps=trainer.global_step, info=model.info.to_dict(),
         notes=list(getattr(getattr(trainer.datamodule, "data", None), "notes", [])),

@@ -94,7 +94,8 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         except Diverged as err:
             fit_seconds = time.perf_counter() - fit_started
-            write_diverged_summary(trainer, model, run_dir, str(err), fit_seconds)
+            fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
+            write_diverged_summary(trainer, model, run_dir, str(err), fit_seconds, fold)
             raise
         fit_seconds = time.perf_counter() - fit_started
         if trainer.interrupted:

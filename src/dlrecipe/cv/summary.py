@@ -90,6 +90,13 @@ def aggregate(
     if not fold_dirs:
         raise ConfigError(f"no fold runs (summary.json with a fold) under {out_dir}")
     summaries = [json.loads((d / "summary.json").read_text()) for d in fold_dirs]
+    diverged = [d.name for s, d in zip(summaries, fold_dirs, strict=True)
+                if s.get("status") == "diverged"]  # fmt: skip
+    if diverged:  # their empty metrics must not pass for a cross-validated score
+        raise ConfigError(
+            f"fold run(s) {diverged} under {out_dir} diverged (summary.json status: diverged), so "
+            "there is no cross-validated result; fix the cause their diagnosis names and rerun"
+        )
     rows = [
         {
             "fold": s["fold"] or d.name,

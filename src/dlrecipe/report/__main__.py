@@ -17,7 +17,12 @@ from dlrecipe.errors import ConfigError
 def checkpoint_of(run_dir: Path) -> Path:
     summary = run_dir / "summary.json"
     if summary.is_file():
-        best = json.loads(summary.read_text()).get("best_checkpoint")
+        facts = json.loads(summary.read_text())
+        if facts.get("status") == "diverged":  # its checkpoints hold no result worth a report
+            raise ConfigError(
+                f"{run_dir} diverged (summary.json status: diverged): {facts.get('diagnosis')}"
+            )
+        best = facts.get("best_checkpoint")
         if best and Path(best).is_file():
             return Path(best)
     found = sorted((run_dir / "checkpoints").glob("best*.ckpt")) or sorted(

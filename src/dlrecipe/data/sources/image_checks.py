@@ -52,7 +52,7 @@ class _Verdicts(Dataset):
             with Image.open(self.files[i]) as img:
                 img.load()  # the whole pixel data: a truncated or corrupt file fails here
                 return "ok", img.mode
-        except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBomb...
+        except Exception as err:  # OSError, SyntaxError, ValueError, DecompressionBombError...
             reason = " ".join(str(err).split())[:120] or type(err).__name__
             return "bad", reason
 
@@ -109,14 +109,18 @@ def verify_images(
         loader = DataLoader(_Verdicts([files[i] for i in todo]), batch_size=64,
                             num_workers=workers, collate_fn=_as_list)  # fmt: skip
         fresh = [verdict for batch in loader for verdict in batch]
-        bad = [(files[i], reason) for i, (status, reason) in zip(todo, fresh) if status == "bad"]
+        bad = [
+            (files[i], reason)
+            for i, (status, reason) in zip(todo, fresh, strict=True)
+            if status == "bad"
+        ]
         if bad:
             first, reason = bad[0]
             raise ConfigError(
                 f"{len(bad)} image file(s) cannot be decoded, e.g. {str(first)!r} ({reason}); "
                 "delete or replace them, then run again"
             )
-        known.update({keys[i]: list(verdict) for i, verdict in zip(todo, fresh)})
+        known.update({keys[i]: list(verdict) for i, verdict in zip(todo, fresh, strict=True)})
         _write_cache(cache, {k: known[k] for k in keys})  # only this folder's current files
     return [known[k][1] for k in keys]
 
