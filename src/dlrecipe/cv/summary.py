@@ -5,7 +5,8 @@
 Reads only what each fold run wrote (summary.json, val_predictions.csv, test_predictions.csv),
 so folds run in one process and folds spread over jobs aggregate the same way. The ensemble
 averages the fold models' probabilities (or values) on the fixed test set and scores them with
-the same torchmetrics as a single run.
+the same torchmetrics as a single run. With data.split.test=folds the test sets are disjoint:
+their predictions are pooled instead, every sample scored once by the model that never saw it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class CVSummary:
     mean: dict[str, float]
     std: dict[str, float]
     ensemble: dict[str, float] = field(default_factory=dict)
+    pooled: dict[str, float] = field(default_factory=dict)  # test=folds: all folds' tests as one
     main_metric: str = "loss"
     optimized_metric: str | None = None
     run_dir: str = ""
@@ -49,13 +51,15 @@ class CVSummary:
     def write(self, out_dir: Path) -> None:
         data = {
             "folds": self.folds, "mean": self.mean, "std": self.std, "ensemble": self.ensemble,
-            "main_metric": self.main_metric, "optimized_metric": self.optimized_metric,
+            "pooled": self.pooled, "main_metric": self.main_metric, "optimized_metric": self.optimized_metric,
             "optimized_value": self.optimized_value,
         }  # fmt: skip
         (out_dir / "cv_summary.json").write_text(json.dumps(data, indent=2) + "\n")
         rows = [*self.folds, {"fold": "mean", **self.mean}, {"fold": "std", **self.std}]
         if self.ensemble:
             rows.append({"fold": "ensemble", **self.ensemble})
+        if self.pooled:
+            rows.append({"fold": "pooled", **self.pooled})
         pd.DataFrame(rows).to_csv(out_dir / "cv_summary.csv", index=False)
 
     def print(self, console: Console | None = None) -> None:
@@ -73,6 +77,8 @@ class CVSummary:
         )
         if self.ensemble:
             table.add_row("fold ensemble (test)", *(_fmt(self.ensemble.get(c)) for c in columns))
+        if self.pooled:
+            table.add_row("pooled (each fold's test)", *(_fmt(self.pooled.get(c)) for c in columns))
         console.print(table)
         if isinstance(self.optimized_metric, str) and self.optimized_metric in self.mean:
             console.print(f"{self.optimized_metric} over folds: {self.mean[self.optimized_metric]:.4f} "
@@ -121,7 +127,11 @@ def aggregate(
         d / "test_predictions.csv" for d in fold_dirs if (d / "test_predictions.csv").is_file()
     ]
     if len(test_files) == len(fold_dirs):
-        result.ensemble = ensemble_metrics([pd.read_csv(f) for f in test_files], info)
+        tables = [pd.read_csv(f) for f in test_files]
+        if all(set(t["index"]) == set(tables[0]["index"]) for t in tables):
+            result.ensemble = ensemble_metrics(tables, info)
+        else:  # data.split.test=folds: disjoint test sets, one prediction per sample
+            result.pooled = score_table(pd.concat(tables), info)
     _write_oof(fold_dirs, summaries, out_dir)
     result.write(out_dir)
     from dlrecipe.report.build import write_cv_report
@@ -132,24 +142,32 @@ def aggregate(
 
 def ensemble_metrics(tables: list[pd.DataFrame], info: DataInfo) -> dict[str, float]:
     """Average the folds' test predictions sample by sample and score them like one model."""
-    prob_columns = [c for c in tables[0].columns if c.startswith("prob_")] or ["prediction"]
-    stacked = np.stack(
-        [t.sort_values("index")[prob_columns].to_numpy(dtype=np.float64) for t in tables]
+    columns = _prob_columns(tables[0])
+    first = tables[0].sort_values("index").reset_index(drop=True)
+    stacked = np.stack([t.sort_values("index")[columns].to_numpy(dtype=np.float64) for t in tables])
+    first[columns] = stacked.mean(0)
+    return score_table(first, info)
+
+
+def score_table(table: pd.DataFrame, info: DataInfo) -> dict[str, float]:
+    """Score a predictions table (prob_* or prediction columns, and target) like one model."""
+    values = torch.as_tensor(
+        table[_prob_columns(table)].to_numpy(dtype=np.float64), dtype=torch.float32
     )
-    mean = torch.as_tensor(stacked.mean(0), dtype=torch.float32)
-    first = tables[0].sort_values("index")
     if info.task == "regression":
-        preds, target = (
-            mean.squeeze(-1),
-            torch.as_tensor(first["target"].to_numpy(), dtype=torch.float32),
-        )
+        preds = values.squeeze(-1)
+        target = torch.as_tensor(table["target"].to_numpy(), dtype=torch.float32)
     else:
         lookup = {name: i for i, name in enumerate(info.class_names)}
-        target = torch.as_tensor([lookup[str(t)] for t in first["target"]], dtype=torch.long)
-        preds = mean.squeeze(-1) if info.task == "binary" else mean
+        target = torch.as_tensor([lookup[str(t)] for t in table["target"]], dtype=torch.long)
+        preds = values.squeeze(-1) if info.task == "binary" else values
     metrics = build_metrics(info)
     metrics.update(preds, target)
     return {f"test/{k}": float(v) for k, v in metrics.compute().items()}
+
+
+def _prob_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c.startswith("prob_")] or ["prediction"]
 
 
 def _write_oof(fold_dirs: list[Path], summaries: list[dict], out_dir: Path) -> None:

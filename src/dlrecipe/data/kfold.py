@@ -6,6 +6,11 @@
 
 An outer test set (`test_frac`) is held out once and kept fixed; the rest is cut into k folds,
 each in turn the validation part. Every repeat reshuffles with its own seed (iterated K-fold).
+With `test=folds` each fold's held-out part is instead its test set and `val_frac` of the
+fold's training part its validation set: every sample is tested exactly once, by a model that
+never saw it, so the folds' test scores average to a cross-validated test estimate.
+
+    python -m dlrecipe.train experiment=breast_cancer_mlp data/split=stratified_kfold data.split.test=folds
 The splitter is any scikit-learn class with `n_splits`, `shuffle` and `random_state`
 (`KFold`, `StratifiedKFold`, `GroupKFold`, `StratifiedGroupKFold`), given as a `_partial_`.
 """
@@ -33,6 +38,8 @@ class KFoldSplit:
         fold: int | None = None,
         groups: str | list | None = None,
         stratify: bool | None = None,
+        test: str = "fixed",
+        val_frac: float = 0.15,
     ):
         if not isinstance(k, int) or k < 2:
             raise ConfigError(f"data.split.k={k!r}: K-fold needs k >= 2 (5 or 10 are usual)")
@@ -40,6 +47,10 @@ class KFoldSplit:
             raise ConfigError(f"data.split.n_repeats={n_repeats!r} must be >= 1")
         if not 0.0 <= test_frac < 1.0:
             raise ConfigError(f"data.split.test_frac={test_frac} must be in [0, 1)")
+        if test not in ("fixed", "folds"):
+            raise ConfigError(f"data.split.test={test!r}: choose fixed or folds")
+        if not 0.0 < val_frac < 1.0:
+            raise ConfigError(f"data.split.val_frac={val_frac} must be in (0, 1)")
         if fold is not None and not 0 <= fold < k * n_repeats:
             raise ConfigError(
                 f"data.split.fold={fold}: folds are numbered 0..{k * n_repeats - 1} "
@@ -47,6 +58,7 @@ class KFoldSplit:
             )
         self.splitter, self.k, self.n_repeats, self.seed = splitter, k, n_repeats, seed
         self.test_frac, self.fold, self.groups = test_frac, fold, groups
+        self.test, self.val_frac = test, val_frac
         # stratify (set by hold-out experiments) must agree with the splitter's choice.
         if stratify is not None and bool(stratify) != self.stratified:
             wanted = "stratified_kfold" if stratify else "kfold"
@@ -80,7 +92,14 @@ class KFoldSplit:
         groups = self._groups(data)
         stratify = self.stratified and data.task != "regression"
         everything = np.arange(len(data))
-        if data.test_indices is not None:
+        if self.test == "folds":
+            if data.test_indices is not None:
+                raise ConfigError(
+                    "data.split.test=folds makes each fold's test set; drop data.test_root or "
+                    "use data.split.test=fixed"
+                )
+            rest, test = everything, None
+        elif data.test_indices is not None:
             test = np.sort(data.test_indices)
             rest = np.setdiff1d(everything, test)
         else:
@@ -96,9 +115,14 @@ class KFoldSplit:
         for repeat in range(self.n_repeats):
             splitter = self.splitter(n_splits=self.k, shuffle=True, random_state=self.seed + repeat)
             parts = splitter.split(rest, labels[rest], None if groups is None else groups[rest])
-            for i, (train, val) in enumerate(parts):
+            for i, (train, held) in enumerate(parts):
                 name = f"fold{i}" if self.n_repeats == 1 else f"repeat{repeat}_fold{i}"
-                fold = Fold(np.sort(rest[train]), np.sort(rest[val]), np.sort(test), name)
+                train, val = rest[train], rest[held]
+                fold_test = test
+                if test is None:  # test=folds: the held-out part is the test set; val from train
+                    fold_test, seed = val, self.seed + 1000 * repeat + i
+                    train, val = hold_out(train, labels, self.val_frac, seed, stratify, groups)
+                fold = Fold(np.sort(train), np.sort(val), np.sort(fold_test), name)
                 if groups is not None:
                     check_groups_apart(fold, groups)
                 folds.append(fold)
