@@ -27,8 +27,8 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """torch.load, weights only; errors name `key`, the config key the path came from.
 
-    With `paths` (the current run's), the config stored inside is checked too (dlrecipe.trust):
-    a checkpoint whose config asks for a callable dlrecipe does not build is refused.
+    With `paths` (the current run's), the configs inside and beside it are checked too
+    (dlrecipe.trust): a checkpoint whose run asks for a callable dlrecipe does not build is refused.
     """
     file = Path(path).expanduser()
     if not file.is_file():
@@ -39,11 +39,14 @@ def load_checkpoint(
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt file, or not a checkpoint at all
-        raise ConfigError(f"{key}={str(path)!r} is not a readable checkpoint: {_reason(err)}") from None
+        raise ConfigError(
+            f"{key}={str(path)!r} is not a readable checkpoint: {_reason(err)}"
+        ) from None
     if not isinstance(checkpoint, dict):
         raise ConfigError(f"{key}={str(path)!r} is not a checkpoint (no dict inside)")
-    if paths is not None and CONFIG_KEY in checkpoint:
-        trusted_config(checkpoint[CONFIG_KEY], f"{file} (its config)", paths)
+    saved = file.resolve().parent.parent / ".hydra" / "config.yaml"
+    if paths is not None and (CONFIG_KEY in checkpoint or saved.is_file()):
+        run_config(file, checkpoint, paths)  # its run's configs: refused if either is
     return checkpoint
 
 
@@ -82,7 +85,8 @@ def run_config(
         data_dir = old.get("data_dir") if isinstance(old, Mapping) else None
         paths = {"output_dir": str(run_dir),
                  "data_dir": data_dir if isinstance(data_dir, str) and "${" not in data_dir else "data"}  # fmt: skip
-    paths = OmegaConf.to_container(paths, resolve=True) if isinstance(paths, DictConfig) else dict(paths)
+    if isinstance(paths, DictConfig):
+        paths = OmegaConf.to_container(paths, resolve=True)
     if inside is not None:  # refused even when the .hydra copy is the one used
         config = trusted_config(inside, f"{Path(ckpt_path)} (its config)", paths)
     if stored is not None:

@@ -42,7 +42,8 @@ from dlrecipe.trust import use_trusted_targets
 
 
 def train(cfg: DictConfig) -> float | None:
-    use_trusted_targets(cfg.get("trusted_targets"))  # for configs read from disk (dlrecipe.trust)
+    # what configs read from disk may build besides dlrecipe's own (dlrecipe.trust)
+    use_trusted_targets(cfg.get("trusted_targets"), cfg)
     if cfg.get("resume"):
         cfg = resume_config(cfg)
     cfg = name_trial_runs(cfg)

@@ -13,9 +13,10 @@ backbone, a run to resume) goes through `trusted_config` before anything is buil
 - interpolations may use node references and OmegaConf's pure `oc.select` / `oc.dict.*` only:
   `${oc.env:...}` would copy this machine's environment (tokens, passwords) into outputs and
   messages, and `${hydra:...}` this invocation's Hydra config (which may hold a storage URL);
-- `paths` become the current run's, anything written (`dirpath`, `save_dir`, ...) must land inside
-  the current run directory, downloads are switched off, and the sweep connection (`optuna.*`)
-  is dropped: a loaded run reports to no study unless this command line says so.
+- `paths` become the current run's; anything written (`dirpath`, `save_dir`, ...) lands inside
+  the current run directory (a stored path outside it is brought inside, with a warning);
+  downloads are switched off; the sweep connection (`optuna.*`) is dropped, so a loaded run
+  reports to no study and opens no journal unless this command line says so.
 
 Anything else is refused with one line naming the file, the key and the way to allow it.
 """
@@ -43,14 +44,15 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Resolvers that only read other nodes of the same config: nothing from the machine or the process.
 SAFE_RESOLVERS = frozenset({"oc.select", "oc.dict.keys", "oc.dict.values"})
 # Keys of Lightning / logger arguments that name where files are written (besides those found in
-# conf/ as `${paths.output_dir}...`): a stored value must not point outside the current run.
+# conf/ as `${paths.output_dir}...`): a stored value never points outside the current run.
 WRITE_KEYS = frozenset({"default_root_dir", "log_dir", "dirpath", "save_dir"})
 _RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.\-]*)\s*:")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 # Set by each entry point from ITS OWN config (train, eval) or flags (report); read by every
 # loading path, including ones deep inside a model's constructor (an earlier run as a backbone).
-_extra_targets: ContextVar[frozenset[str]] = ContextVar("trusted_targets", default=frozenset())
+_explicit: ContextVar[frozenset[str]] = ContextVar("trusted_targets", default=frozenset())
+_extra_targets: ContextVar[frozenset[str]] = ContextVar("trusted_too", default=frozenset())
 
 
 def _walk(node: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
@@ -91,8 +93,14 @@ def _write_keys() -> frozenset[str]:
     return frozenset(found - {"output_dir"})  # paths.output_dir itself is replaced, not checked
 
 
-def use_trusted_targets(targets: Iterable[str] | None) -> frozenset[str]:
-    """Set the current command's `trusted_targets` (replacing any earlier); returns them."""
+def use_trusted_targets(
+    targets: Iterable[str] | None, current: DictConfig | None = None
+) -> frozenset[str]:
+    """Set the current command's `trusted_targets` (replacing any earlier); returns them.
+
+    `current`: this command's own config; the targets it builds anyway are trusted as well
+    (a run of your own classes can be continued from its checkpoint without listing them).
+    """
     if isinstance(targets, str):
         targets = [targets]
     names = frozenset(str(t).strip() for t in (targets or []))
@@ -102,6 +110,14 @@ def use_trusted_targets(targets: Iterable[str] | None) -> frozenset[str]:
                 f"trusted_targets: {name!r} is not a dotted callable name; list exact callables, "
                 "e.g. trusted_targets=['my_pkg.nets.MyNet'] (no wildcards, no module prefixes)"
             )
+    _explicit.set(names)
+    if current is not None:
+        own = OmegaConf.to_container(current, resolve=False)
+        names |= {
+            c[k]
+            for _, c, k in _walk(own)
+            if k == "_target_" and isinstance(c[k], str) and "${" not in c[k]
+        }
     _extra_targets.set(names)
     return names
 
@@ -122,7 +138,8 @@ def trusted_config(
     old_paths = config.get("paths") if isinstance(config.get("paths"), dict) else {}
     current = {k: (None if v is None else str(v)) for k, v in dict(paths).items()}
     config["paths"] = current
-    config["trusted_targets"] = sorted(extra)  # the current command's list, never the stored one
+    # the current command's list, never the stored one
+    config["trusted_targets"] = sorted(_explicit.get() if trusted is None else extra)
     if isinstance(config.get("optuna"), dict):  # no writes to a study or journal named on disk
         config["optuna"] = dict.fromkeys(config["optuna"])
     if "resume" in config:
@@ -209,7 +226,8 @@ def _plain_str(node: Mapping[str, Any], key: str) -> str | None:
 def _inside_run(
     value: str, key_path: str, source: str | Path, old: Mapping[str, Any], new: Mapping[str, Any]
 ) -> str:
-    """`value` moved from the stored run directory into the current one; refused if outside."""
+    """`value` moved from the stored run directory into the current one; a path outside both
+    is brought inside too (its last part kept), with a warning: never written where it points."""
     run_dir = Path(new.get("output_dir") or ".").expanduser().resolve()
     old_dir = _plain_str(old, "output_dir")
     path = Path(value).expanduser()
@@ -217,9 +235,10 @@ def _inside_run(
         path = run_dir / path.relative_to(old_dir)
     path = path.resolve()
     if not path.is_relative_to(run_dir):
-        raise ConfigError(
-            f"{source}: {key_path}={value!r} writes outside this run's directory ({run_dir}); "
-            "a stored config may only write into it"
-        )
+        inside = run_dir / path.name
+        log.warning(
+            "%s: %s=%r is outside this run's directory; writing to %s instead",
+            source, key_path, value, inside,
+        )  # fmt: skip
+        path = inside
     return str(path)
-
