@@ -283,6 +283,18 @@ def test_the_allow_list_is_exact_and_the_users_list_is_checked():
     use_trusted_targets(None)
 
 
+def test_unresolvable_or_absurdly_deep_configs_are_one_line_too():
+    with pytest.raises(ConfigError, match=r"^f: model\.x: the config does not resolve"):
+        trusted_config({"model": {"x": "${nope.y}"}}, "f", PATHS, trusted=[])
+    deep = node = {}
+    for _ in range(5000):
+        node["a"] = node = {}
+    with pytest.raises(ConfigError, match=r"^f: the stored config is nested too deeply"):
+        trusted_config(deep, "f", PATHS, trusted=[])
+    with pytest.raises(ConfigError, match=r"trusted_targets=\{'a': 1\} must be a list"):
+        use_trusted_targets({"a": 1})
+
+
 class _Payload:
     def __init__(self, marker: Path):
         self.marker = marker

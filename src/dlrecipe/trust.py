@@ -103,6 +103,11 @@ def use_trusted_targets(
     """
     if isinstance(targets, str):
         targets = [targets]
+    if targets is not None and (isinstance(targets, Mapping) or not isinstance(targets, Iterable)):
+        raise ConfigError(
+            f"trusted_targets={targets!r} must be a list of callables, e.g. "
+            "trusted_targets=['my_pkg.nets.MyNet']"
+        )
     names = frozenset(str(t).strip() for t in (targets or []))
     for name in names:
         if not _DOTTED.fullmatch(name):
@@ -133,6 +138,18 @@ def trusted_config(
     `paths` are the current run's (output_dir, data_dir): they replace the stored ones. `trusted`
     defaults to the current command's trusted_targets (see use_trusted_targets).
     """
+    try:
+        return _checked(stored, source, paths, trusted)
+    except RecursionError:  # a hand-made config nested thousands deep
+        raise ConfigError(f"{source}: the stored config is nested too deeply to check") from None
+
+
+def _checked(
+    stored: Mapping[str, Any] | DictConfig,
+    source: str | Path,
+    paths: Mapping[str, Any],
+    trusted: Iterable[str] | None,
+) -> DictConfig:
     extra = _extra_targets.get() if trusted is None else frozenset(trusted)
     config = _plain(stored, source)
     old_paths = config.get("paths") if isinstance(config.get("paths"), dict) else {}
@@ -156,8 +173,9 @@ def trusted_config(
         resolved = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
     except OmegaConfBaseException as err:
         line = str(err).splitlines()[0]
+        where = f"{err.full_key}: " if getattr(err, "full_key", None) else ""
         raise ConfigError(
-            f"{source}: its config does not resolve ({line}); was it written by dlrecipe?"
+            f"{source}: {where}the config does not resolve ({line}); was it written by dlrecipe?"
         ) from None
 
     allowed = project_targets() | extra
