@@ -24,6 +24,7 @@ from dlrecipe.data.datamodule import DataModule
 from dlrecipe.errors import exit_on_config_error
 from dlrecipe.models.module import LitModel
 from dlrecipe.predict import predict_table
+from dlrecipe.trust import use_trusted_targets
 
 
 def restore(
@@ -31,11 +32,9 @@ def restore(
 ) -> tuple[DictConfig, DataModule, LitModel]:
     """The run that wrote a checkpoint, rebuilt: its config, its data pipeline, its weights."""
     checkpoint = load_checkpoint(ckpt_path)
-    run_cfg = run_config(ckpt_path, checkpoint)
-    if paths is None:  # outside Hydra: the run's own directory, its data directory as configured
-        paths = OmegaConf.create({"output_dir": str(Path(ckpt_path).resolve().parent.parent),
-                                  "data_dir": OmegaConf.to_container(run_cfg.paths)["data_dir"]})  # fmt: skip
-    run_cfg.paths = paths  # data paths relative to here; nothing written into the old run
+    # Checked by dlrecipe.trust; paths are this run's (None: the checkpoint's run, outside Hydra),
+    # so data paths are relative to here and nothing is written into the old run.
+    run_cfg = run_config(ckpt_path, checkpoint, paths)
     datamodule = build_data(run_cfg)
     state = datamodule_state(checkpoint)
     if state:
@@ -50,6 +49,7 @@ def restore(
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    use_trusted_targets(cfg.get("trusted_targets"))  # this command's, never the checkpoint's
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _, datamodule, model = restore(cfg.ckpt_path, cfg.paths)

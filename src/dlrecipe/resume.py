@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from dlrecipe.checkpoints import load_checkpoint
 from dlrecipe.errors import ConfigError
 from dlrecipe.models.module import CONFIG_KEY
+from dlrecipe.trust import trusted_config
 
 
 def resume_config(cfg: DictConfig) -> DictConfig:
@@ -32,10 +33,13 @@ def resume_config(cfg: DictConfig) -> DictConfig:
         raise ConfigError(
             f"resume={cfg.resume!r} has no checkpoints/last.ckpt to continue from (did the run save checkpoints?)"
         )
-    checkpoint = load_checkpoint(last)
+    # dlrecipe.trust: only callables dlrecipe builds (or this command's trusted_targets), written
+    # only into this run directory; refused if the config inside or the run's .hydra one is not
+    paths = {"output_dir": str(run_dir.resolve()), "data_dir": cfg.paths.data_dir}
+    checkpoint = load_checkpoint(last, paths=paths)
     if CONFIG_KEY not in checkpoint:
         raise ConfigError(f"{last} holds no dlrecipe config; it was not written by dlrecipe.train")
-    original = OmegaConf.create(checkpoint[CONFIG_KEY])
+    original = trusted_config(checkpoint[CONFIG_KEY], last, paths)
     for key, value in _command_line_values():
         if OmegaConf.select(original, key, default="__missing__") == "__missing__":
             raise ConfigError(f"resume: {key} is not a key of the run's config")
@@ -69,7 +73,12 @@ def _command_line_values() -> list[tuple[str, object]]:
             raise ConfigError(
                 f"resume keeps the run's config groups; only key=value overrides work (got {override.input_line})"
             )
-        if "." not in key and key not in ("seed", "optimized_metric", "task_name"):
+        if "." not in key and key not in (
+            "seed",
+            "optimized_metric",
+            "task_name",
+            "trusted_targets",
+        ):
             raise ConfigError(
                 f"resume keeps the run's config groups ({key}=...); change keys inside them, e.g. trainer.max_epochs=60"
             )

@@ -45,9 +45,12 @@ from dlrecipe.report.summary import RunSummary
 from dlrecipe.resume import resume_config
 from dlrecipe.sanity import run_suite as run_sanity_suite
 from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
+from dlrecipe.trust import use_trusted_targets
 
 
 def train(cfg: DictConfig) -> float | None:
+    # what configs read from disk may build besides dlrecipe's own (dlrecipe.trust)
+    use_trusted_targets(cfg.get("trusted_targets"), cfg)
     if cfg.get("resume"):
         cfg = resume_config(cfg)
     cfg = name_trial_runs(cfg)
@@ -78,7 +81,7 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
     model = build_model(cfg, datamodule.info)
     datamodule.prepare_augmentation()  # a transform that cannot apply to this data fails now
     if cfg.get("ckpt_path"):
-        check_compatible(load_checkpoint(cfg.ckpt_path), model, cfg.ckpt_path)
+        check_compatible(load_checkpoint(cfg.ckpt_path, paths=cfg.paths), model, cfg.ckpt_path)
     pruning = _pruning_callbacks(cfg, datamodule)
     # DivergenceGuard: a NaN / inf loss stops the fit (exit 3, summary.json status: diverged).
     trainer = build_trainer(cfg, run_dir, extra_callbacks=[*pruning, DivergenceGuard()])

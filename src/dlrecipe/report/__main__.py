@@ -2,6 +2,7 @@
 
 python -m dlrecipe.report outputs/train/<date>/<time>
 python -m dlrecipe.report <run dir> --target-layer net.features.3 --worst-k 24
+python -m dlrecipe.report <run dir> --trusted-targets my_pkg.nets.MyNet   # a net of your own
 """
 
 from __future__ import annotations
@@ -42,8 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-layer", default=None, help="Grad-CAM layer, e.g. net.features.6")
     parser.add_argument("--worst-k", type=int, default=16)
     parser.add_argument("--cam-samples", type=int, default=8)
+    parser.add_argument(
+        "--trusted-targets", default="", metavar="A,B",
+        help="callables outside dlrecipe's own that the run's config may build (dlrecipe.trust)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
+        from dlrecipe.trust import use_trusted_targets
+
+        use_trusted_targets([t for t in args.trusted_targets.split(",") if t.strip()])
         if not args.run_dir.is_dir():
             raise ConfigError(f"{args.run_dir} is not a run directory")
         from dlrecipe.eval import restore

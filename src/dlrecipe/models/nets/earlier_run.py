@@ -67,7 +67,7 @@ def backbone_from_run(weights: str | Path) -> Backbone:
 
     ckpt_path = find_checkpoint(weights)
     checkpoint = load_checkpoint(ckpt_path, key="model.net.backbone.weights")
-    cfg = run_config(ckpt_path, checkpoint)
+    cfg = run_config(ckpt_path, checkpoint)  # checked by dlrecipe.trust before anything is built
     state = datamodule_state(checkpoint) or {}
     if "info" not in state or "state_dict" not in checkpoint:
         raise ConfigError(
