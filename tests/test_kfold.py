@@ -38,6 +38,34 @@ def test_folds_are_disjoint_cover_the_rest_and_keep_the_test_set_fixed(make_cfg)
         assert len(f.train) + len(f.val) + len(f.test) == len(datamodule.data)
 
 
+def test_test_folds_test_every_sample_once_and_validate_inside_the_training_part(make_cfg):
+    datamodule = build_data(make_cfg("experiment=wine_mlp", "data/split=stratified_kfold",
+                                     "data.split.k=4", "data.split.test=folds"))  # fmt: skip
+    folds, n = datamodule.folds, len(datamodule.data)
+    tests = np.concatenate([f.test for f in folds])
+    assert len(tests) == len(set(tests)) == n  # every sample tested exactly once
+    for f in folds:
+        assert not (set(f.train) & set(f.val)) and not (set(f.train) & set(f.test))
+        assert not set(f.val) & set(f.test)
+        assert len(f.train) + len(f.val) + len(f.test) == n
+        assert abs(len(f.val) - 0.15 * (n - len(f.test))) <= 1
+
+
+@pytest.mark.slow
+def test_test_folds_pool_the_folds_test_predictions(make_cfg, tmp_path):
+    cfg = make_cfg("experiment=wine_mlp", "data/split=stratified_kfold", "data.split.k=3",
+                   "data.split.test=folds", "trainer.max_epochs=1", "report.enabled=false")  # fmt: skip
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    summary = json.loads((run / "cv_summary.json").read_text())
+    assert summary["ensemble"] == {}  # disjoint test sets: nothing to average sample by sample
+    tables = [pd.read_csv(run / f"fold{i}" / "test_predictions.csv") for i in range(3)]
+    pooled = pd.concat(tables)
+    assert sorted(pooled["index"]) == list(range(178))
+    accuracy = float((pooled["prediction"].astype(str) == pooled["target"].astype(str)).mean())
+    assert summary["pooled"]["test/acc"] == pytest.approx(accuracy, abs=1e-6)
+
+
 def test_repeated_kfold_reshuffles_every_repeat(make_cfg):
     datamodule = build_data(make_cfg("experiment=breast_cancer_mlp", "data/split=repeated_stratified_kfold",
                                      "data.split.k=3", "data.split.n_repeats=2"))  # fmt: skip
