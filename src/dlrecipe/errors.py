@@ -9,6 +9,7 @@ always naming the offending key or value and the fix, so a mistyped override cos
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -30,7 +31,8 @@ def unwrap_instantiation(err: Exception) -> Exception:
 
 
 def exit_on_config_error(task: Callable[[Any], T]) -> Callable[[Any], T]:
-    """Show a ConfigError as one clear line and exit 2, instead of a stack trace.
+    """Show a user's mistake (a ConfigError, or a library's error that dlrecipe.edge knows to be
+    one) as one clear line and exit 2, instead of a stack trace; a bug keeps its traceback.
 
     In a multirun the error is re-raised, so the sweeper can record the failed job and go on.
     """
@@ -39,17 +41,18 @@ def exit_on_config_error(task: Callable[[Any], T]) -> Callable[[Any], T]:
     def run(cfg: Any) -> T:
         try:
             return task(cfg)
-        except ConfigError as err:
+        except Exception as err:
             from hydra.core.hydra_config import HydraConfig
             from hydra.types import RunMode
 
+            from dlrecipe.edge import print_error, user_message
+
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
                 raise
-            from rich.console import Console
-
-            Console(stderr=True, soft_wrap=True).print(
-                f"[bold red]error:[/bold red] {err}", highlight=False
-            )
+            message = user_message(err, sys.argv[1:])
+            if message is None:
+                raise
+            print_error(message)
             raise SystemExit(2) from None
 
     return run

@@ -29,6 +29,11 @@ def read_inputs(
 ) -> tuple[torch.Tensor, list[str], pd.Series | None]:
     """(inputs, ids, true targets if the file has them) in the layout the model was trained on."""
     info, path = datamodule.info, Path(source).expanduser()
+    if not path.exists():
+        raise ConfigError(
+            f"predict.input={source!r} does not exist. Fix: predict.input=<a CSV file, or a "
+            "folder of images for an image model>"
+        )
     if path.is_dir():
         if not info.is_image:
             raise ConfigError(
@@ -43,7 +48,13 @@ def read_inputs(
         return images, [str(f) for f in files], None
     if info.is_image:
         raise ConfigError(f"predict.input={source!r}: this model needs a folder of images")
-    frame = read_csv(str(path))
+    try:
+        frame = read_csv(str(path))
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"predict.input={source!r} is not a readable CSV ({' '.join(str(err).split())}); "
+            "give a comma-separated file with the training columns"
+        ) from None
     names = datamodule.data.feature_names
     target = datamodule.source_args.get("target")
     encoded = set(pd.get_dummies(frame).columns)
