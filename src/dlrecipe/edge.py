@@ -192,6 +192,16 @@ def edge(argv: Sequence[str] = ()) -> Iterator[None]:
         raise SystemExit(2) from None
 
 
+def user_error(err: Exception, argv: Sequence[str] | None = None) -> int:
+    """For argparse commands, inside `except Exception`: one line and exit code 2 for a user's
+    mistake; anything else is re-raised with its traceback."""
+    message = user_message(err, sys.argv[1:] if argv is None else argv)
+    if message is None:
+        raise err
+    print_error(message)
+    return 2
+
+
 def check_whole_numbers(cfg: Any) -> None:
     """`seed=abc` or `trainer.max_epochs=1.5` named now, before any data is read."""
     from omegaconf import OmegaConf

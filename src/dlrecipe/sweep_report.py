@@ -6,16 +6,16 @@ python -m dlrecipe.sweep_report <dir> --storage postgresql+psycopg://host/db --s
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from dlrecipe.edge import ArgumentParser, user_error
 from dlrecipe.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument(
         "--storage",
@@ -44,9 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"study {name!r} is not in {url}; studies there: {names}")
         study = optuna.load_study(study_name=name, storage=storage)
         write_sweep_report(study, args.sweep_dir, known.get("fixed_overrides", []), url)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:  # a user's mistake: one line, exit 2; a bug: its traceback
+        return user_error(err, argv)
     return 0
 
 

@@ -6,11 +6,11 @@ python -m dlrecipe.report <run dir> --target-layer net.features.3 --worst-k 24
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from dlrecipe.edge import ArgumentParser, user_error
 from dlrecipe.errors import ConfigError
 
 
@@ -32,7 +32,7 @@ def checkpoint_of(run_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--target-layer", default=None, help="Grad-CAM layer, e.g. net.features.6")
     parser.add_argument("--worst-k", type=int, default=16)
@@ -52,9 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             "cam_samples": args.cam_samples,
         }
         index = write_report(args.run_dir, model, datamodule, settings)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:  # a user's mistake: one line, exit 2; a bug: its traceback
+        return user_error(err, argv)
     print(f"report: {index}")
     return 0
 
