@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from dlrecipe.errors import ConfigError, exit_on_config_error
+from dlrecipe.errors import ConfigError, exit_on_config_error, unwrap_instantiation
 
 # The environment's fault whatever the path: no permission, read-only disk, disk full.
 ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 # A missing or wrong-kind path is the user's only when they typed it; otherwise it is a bug.
-PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
+PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
 # Keys that must be whole numbers; checked before any data is read (int('abc') deep inside
 # a builder would otherwise end in a traceback that names no key).
 WHOLE_NUMBER_KEYS = (
@@ -38,6 +38,8 @@ WHOLE_NUMBER_KEYS = (
     "trainer.log_every_n_steps",
     "data.batch_size",
     "data.num_workers",
+    "preview.samples",
+    "preview.versions",
 )
 
 
@@ -57,8 +59,9 @@ def print_error(message: str) -> None:
 
 def user_message(err: BaseException, argv: Sequence[str] = ()) -> str | None:
     """One line for an error that is the user's mistake; None for anything that is a bug."""
-    if isinstance(err, ConfigError):
-        return str(err)
+    inner = unwrap_instantiation(err) if isinstance(err, Exception) else err
+    if isinstance(inner, ConfigError):  # also when Hydra wrapped it (a sweeper's constructor)
+        return str(inner)
     for translate in (_hydra, _omegaconf, _os, _libraries):
         message = translate(err, argv)
         if message:

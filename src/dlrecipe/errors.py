@@ -9,8 +9,10 @@ always naming the offending key or value and the fix, so a mistyped override cos
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -18,6 +20,17 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration value or input file that cannot work; the message says how to fix it."""
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file read back from disk, where a truncated or edited file is the user's to fix."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"{path} is not valid JSON ({err}); restore it or delete it and re-run the command "
+            "that writes it"
+        ) from None
 
 
 def unwrap_instantiation(err: Exception) -> Exception:

@@ -6,12 +6,11 @@ python -m dlrecipe.sweep_report <dir> --storage postgresql+psycopg://host/db --s
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from dlrecipe.edge import ArgumentParser, user_error
-from dlrecipe.errors import ConfigError
+from dlrecipe.errors import ConfigError, read_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         saved = args.sweep_dir / "sweep_summary.json"
-        known = json.loads(saved.read_text()) if saved.is_file() else {}
+        known = read_json(saved) if saved.is_file() else {}
         url = args.storage or known.get("storage") or str(args.sweep_dir / "study.journal")
         if "://" not in url and not Path(url).is_file():
             raise ConfigError(f"no study storage at {url}; pass --storage")

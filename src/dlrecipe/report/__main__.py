@@ -6,18 +6,17 @@ python -m dlrecipe.report <run dir> --target-layer net.features.3 --worst-k 24
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from dlrecipe.edge import ArgumentParser, user_error
-from dlrecipe.errors import ConfigError
+from dlrecipe.errors import ConfigError, read_json
 
 
 def checkpoint_of(run_dir: Path) -> Path:
     summary = run_dir / "summary.json"
     if summary.is_file():
-        best = json.loads(summary.read_text()).get("best_checkpoint")
+        best = read_json(summary).get("best_checkpoint")
         if best and Path(best).is_file():
             return Path(best)
     found = sorted((run_dir / "checkpoints").glob("best*.ckpt")) or sorted(
