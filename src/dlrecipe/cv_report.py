@@ -18,7 +18,9 @@ from dlrecipe.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(
+        prog="python -m dlrecipe.cv_report", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "run_dir", type=Path, help="a K-fold run or a multirun over data.split.fold"
     )

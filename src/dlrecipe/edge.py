@@ -117,6 +117,9 @@ def _hydra(err: BaseException, argv: Sequence[str]) -> str | None:
         key = first.split("'")[1]
         return f"+{key}: {key} already exists; drop the + ({key}=...) or use ++{key}=... to set it"
     cause = err.__cause__
+    if first.startswith("Error merging override") and cause is not None:
+        override = first.removeprefix("Error merging override").strip()
+        return f"{override}: {str(cause).splitlines()[0]}; fix the value"
     return one_line(f"{text} {cause}" if cause is not None else text)
 
 
@@ -140,13 +143,15 @@ def _os(err: BaseException, argv: Sequence[str]) -> str | None:
     if not isinstance(err, OSError) or err.errno is None or not err.filename:
         return None
     name = str(err.filename)
+    given = next((arg for arg in argv if name in arg), None)  # the override that named it
+    where = given or name
     if err.errno in ENVIRONMENT_ERRNOS:
         return (
-            f"{name}: {err.strerror}; choose a file or directory you may use (outputs go under "
+            f"{where}: {err.strerror}; choose a file or directory you may use (outputs go under "
             "the current directory: run from a writable one, or set hydra.run.dir=<dir>)"
         )
-    if err.errno in PATH_ERRNOS and any(name in arg or arg.endswith(name) for arg in argv):
-        return f"{name}: {err.strerror}; check the path you gave"
+    if err.errno in PATH_ERRNOS and given:
+        return f"{where}: {err.strerror}; check the path you gave"
     return None
 
 

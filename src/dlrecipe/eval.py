@@ -66,6 +66,8 @@ def repoint_data(run_cfg: DictConfig, data: DictConfig | None) -> None:
                     f"data.{key}={new!r}: the run's data has no {key} "
                     f"(it re-points data=csv by data.path, data=image_folder by data.root)"
                 )
+            if not Path(str(new)).expanduser().exists():
+                raise ConfigError(f"data.{key}={new!r} does not exist; point it at the run's data")
             run_cfg.data[key] = str(new)
         stored = run_cfg.data.get(key) if key in run_cfg.data else None
         if isinstance(stored, str) and not Path(stored).expanduser().exists():

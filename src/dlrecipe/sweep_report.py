@@ -14,7 +14,9 @@ from dlrecipe.errors import ConfigError, read_json
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(
+        prog="python -m dlrecipe.sweep_report", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument(
         "--storage",

@@ -31,7 +31,7 @@ def checkpoint_of(run_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m dlrecipe.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--target-layer", default=None, help="Grad-CAM layer, e.g. net.features.6")
     parser.add_argument("--worst-k", type=int, default=16)
