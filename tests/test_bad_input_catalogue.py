@@ -127,6 +127,7 @@ CASES: dict[str, Case] = {
     "train-kfold-more-folds-than-rows": C("train", ("data=csv", "data.path={tmp}/few.csv", "data.target=y", "model=mlp", "data/split=kfold", "data.split.k=20", "data.split.test_frac=0"), "data.split", _few_rows),
     "train-image-folder-missing": C("train", ("data=image_folder", "data.root={tmp}/photos"), "data.root"),
     "train-image-folder-corrupt": C("train", ("data=image_folder", "data.root={tmp}/imgs", "data.num_workers=0"), "broken.png", lambda t: _images(t, True)),
+    "train-image-size-markup": C("train", ("data=image_folder", "data.root={tmp}/imgs", "data.image_size=[1,2,3]"), "[height, width]", _images),
     "train-ckpt-missing": C("train", ("ckpt_path={tmp}/gone.ckpt",), "ckpt_path"),
     "train-ckpt-not-a-checkpoint": C("train", ("ckpt_path={tmp}/junk.ckpt",), "ckpt_path", JUNK_CKPT),
     "train-ckpt-of-another-model": C("train", ("ckpt_path={csv_ckpt}",), "ckpt_path"),
@@ -162,6 +163,7 @@ CASES: dict[str, Case] = {
     "preview-samples-text": C("preview", ("preview.samples=many",), "preview.samples"),
     "preview-unknown-augmentation": C("preview", ("data/augmentation=extreme",), "data/augmentation=extreme"),
     "preview-image-folder-missing": C("preview", ("data=image_folder", "data.root={tmp}/photos"), "data.root"),
+    "preview-image-size-markup": C("preview", ("data=image_folder", "data.root={tmp}/imgs", "data.image_size=[0,8]"), "[height, width]", _images),
     "preview-seed-not-a-number": C("preview", ("seed=x1",), "seed"),
     "preview-output-under-a-file": C("preview", ("hydra.run.dir={tmp}/notes.txt/p",), "notes.txt", NOTES),
     # report
