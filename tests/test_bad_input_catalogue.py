@@ -128,6 +128,7 @@ CASES: dict[str, Case] = {
     "train-image-folder-missing": C("train", ("data=image_folder", "data.root={tmp}/photos"), "data.root"),
     "train-image-folder-corrupt": C("train", ("data=image_folder", "data.root={tmp}/imgs", "data.num_workers=0"), "broken.png", lambda t: _images(t, True)),
     "train-image-size-markup": C("train", ("data=image_folder", "data.root={tmp}/imgs", "data.image_size=[1,2,3]"), "[height, width]", _images),
+    "train-multirun-job-mistake": C("train", ("-m", "data=csv", "data.path={tmp}/nope.csv", "data.target=y", "model=mlp", "seed=1,2"), "data.path"),
     "train-ckpt-missing": C("train", ("ckpt_path={tmp}/gone.ckpt",), "ckpt_path"),
     "train-ckpt-not-a-checkpoint": C("train", ("ckpt_path={tmp}/junk.ckpt",), "ckpt_path", JUNK_CKPT),
     "train-ckpt-of-another-model": C("train", ("ckpt_path={csv_ckpt}",), "ckpt_path"),
@@ -197,6 +198,8 @@ CASES: dict[str, Case] = {
     "sweeper-wrong-direction": C("sweeper", (*SWEEP, "hydra.sweeper.direction=maximize"), "hydra.sweeper.direction"),
     "sweeper-test-objective": C("sweeper", (*SWEEP, "optimized_metric=test/acc", "hydra.sweeper.direction=maximize"), "optimized_metric"),
     "sweeper-bad-search-space": C("sweeper", (*SWEEP, "model.optimizer.lr=between(1,2)"), "model.optimizer.lr"),
+    "sweeper-space-key-not-in-config": C("sweeper", (*SWEEP, "model.optimizer.lrr=interval(0.001,0.1)"), "model.optimizer.lrr"),
+    "sweeper-space-interval-inverted": C("sweeper", (*SWEEP, "model.net.dropout=interval(0.5,0.1)"), "model.net.dropout"),
     "sweeper-unknown-setting": C("sweeper", (*SWEEP, "hydra.sweeper.trials=3"), "hydra.sweeper.trials"),
     "sweeper-database-down": C("sweeper", (*SWEEP, f"hydra.sweeper.storage=postgresql+psycopg://me:{PG_SECRET}@127.0.0.1:9/db"), "hydra.sweeper.storage"),
 }
@@ -315,7 +318,6 @@ def test_sweep_workers_script_mistakes(name, tmp_path):
     ("command", "names"),
     [
         (["dlrecipe-train", "seed=abc"], "seed"),
-        (["-m", "dlrecipe.eval", "ckpt_path={tmp}/gone.ckpt"], "ckpt_path"),
         (["-m", "dlrecipe.report", "{tmp}/nowhere"], "nowhere"),
     ],
 )

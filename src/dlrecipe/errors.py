@@ -47,7 +47,9 @@ def exit_on_config_error(task: Callable[[Any], T]) -> Callable[[Any], T]:
     """Show a user's mistake (a ConfigError, or a library's error that dlrecipe.edge knows to be
     one) as one clear line and exit 2, instead of a stack trace; a bug keeps its traceback.
 
-    In a multirun the error is re-raised, so the sweeper can record the failed job and go on.
+    In a multirun the error is re-raised, so the sweeper can record the failed job and go on;
+    except under Hydra's basic sweeper and launcher, which stop the multirun at a failed job
+    anyway (and would print a second line, the job's overrides, before ours).
     """
 
     @functools.wraps(task)
@@ -61,7 +63,12 @@ def exit_on_config_error(task: Callable[[Any], T]) -> Callable[[Any], T]:
             from dlrecipe.edge import print_error, user_message
 
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise
+                hydra = HydraConfig.get()
+                basic = str(hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper") and str(
+                    hydra.launcher.get("_target_", "")
+                ).endswith(".BasicLauncher")
+                if not basic:
+                    raise
             message = user_message(err, sys.argv[1:])
             if message is None:
                 raise
