@@ -129,10 +129,12 @@ CASES: dict[str, Case] = {
     "train-image-folder-corrupt": C("train", ("data=image_folder", "data.root={tmp}/imgs", "data.num_workers=0"), "broken.png", lambda t: _images(t, True)),
     "train-image-size-markup": C("train", ("data=image_folder", "data.root={tmp}/imgs", "data.image_size=[1,2,3]"), "[height, width]", _images),
     "train-multirun-job-mistake": C("train", ("-m", "data=csv", "data.path={tmp}/nope.csv", "data.target=y", "model=mlp", "seed=1,2"), "data.path"),
+    "train-two-lint-errors": C("train", ("data=image_folder", "data.root={tmp}", "data.val_root={tmp}", "monitor.mode=sideways"), "data.val_root"),
     "train-ckpt-missing": C("train", ("ckpt_path={tmp}/gone.ckpt",), "ckpt_path"),
     "train-ckpt-not-a-checkpoint": C("train", ("ckpt_path={tmp}/junk.ckpt",), "ckpt_path", JUNK_CKPT),
     "train-ckpt-of-another-model": C("train", ("ckpt_path={csv_ckpt}",), "ckpt_path"),
     "train-output-dir-not-allowed": C("train", ("hydra.run.dir=/sys/dlrecipe_run",), "/sys/dlrecipe_run"),
+    "train-paths-output-dir-not-allowed": C("train", ("experiment=iris_mlp", "paths.output_dir=/sys/dlrecipe_out"), "paths.output_dir=/sys/dlrecipe_out"),
     "train-output-dir-is-a-file": C("train", ("hydra.run.dir={tmp}/notes.txt",), "notes.txt", NOTES),
     "train-output-dir-under-a-file": C("train", ("hydra.run.dir={tmp}/notes.txt/run",), "notes.txt", NOTES),
     # eval: the checkpoint, its run, and data that moved

@@ -44,8 +44,12 @@ WHOLE_NUMBER_KEYS = (
 
 
 def one_line(message: str) -> str:
-    """Messages from libraries span lines; the user gets exactly one."""
-    return " ".join(str(message).split())
+    """Messages from libraries (and the linter's list) span lines; the user gets exactly one."""
+    text = ""
+    for line in (" ".join(part.split()) for part in str(message).splitlines()):
+        if line:
+            text = line if not text else f"{text}{' ' if text.endswith(':') else '; '}{line}"
+    return text
 
 
 def print_error(message: str) -> None:
@@ -265,6 +269,6 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (argparse prints usage and error on two)."""
 
     def error(self, message: str) -> Any:
-        usage = one_line(self.format_usage().removeprefix("usage: "))
+        usage = " ".join(self.format_usage().removeprefix("usage: ").split())  # unwrapped
         print_error(f"{message} (usage: {usage})")
         raise SystemExit(2)
