@@ -153,6 +153,7 @@ CASES: dict[str, Case] = {
     "predict-input-missing": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/new.csv"), "predict.input"),
     "predict-input-empty": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/empty.csv"), "predict.input", EMPTY),
     "predict-input-garbled": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/garbled.csv"), "predict.input", GARBLED),
+    "predict-input-header-only": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/header.csv"), "predict.input", _write("header.csv", b"a,b\n")),
     "predict-input-lacks-features": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/other.csv"), "predict.input", _write("other.csv", b"q,r\n1,2\n")),
     "predict-folder-for-a-table-model": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}"), "predict.input"),
     "predict-output-elsewhere": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={table}", "predict.output={tmp}/notes.txt"), "predict.output", NOTES),
