@@ -9,13 +9,19 @@
 # Each worker gets CUDA_VISIBLE_DEVICES=<i> (when GPUs exist) and its own sampler seed, and
 # logs to <sweep dir>/worker_<i>.log. For many machines, point hydra.sweeper.storage at a
 # PostgreSQL URL and start this script (or one worker per SLURM task) on each machine.
+#
+# A usage mistake (or one that every worker reports, exit 2) is one line on stderr and exit 2.
 set -euo pipefail
-if [[ $# -lt 2 || ! "$1" =~ ^[0-9]+$ || "$1" -lt 1 ]]; then
-  echo "usage: $0 N hparams_search=<name> [overrides...]" >&2
-  exit 2
-fi
+usage="usage: $0 N hparams_search=<name> [overrides...]"
+fail() { echo "error: $1 ($usage)" >&2; exit 2; }
+[[ $# -ge 1 ]] || fail "give N, the number of workers, and hparams_search=<name>"
+[[ "$1" =~ ^[0-9]+$ && "$1" -ge 1 ]] || fail "N='$1' must be a whole number of workers >= 1"
 n=$1
 shift
+[[ $# -ge 1 ]] || fail "no overrides: give hparams_search=<name> (the sweep the workers share)"
+sweeps=0
+for arg in "$@"; do [[ "$arg" == hparams_search=* || "$arg" == hydra/sweeper=* ]] && sweeps=1; done
+((sweeps)) || fail "no hparams_search=<name> among the overrides: without a sweep every worker would train the same run"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-$here/.venv/bin/python}"
 [[ -x "$python" ]] || python=python3
@@ -25,7 +31,7 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 fi
 seed_base=${SEED_BASE:-$RANDOM}
 logs="${LOG_DIR:-outputs/sweep_workers/$(date +%Y-%m-%d_%H-%M-%S)}"
-mkdir -p "$logs"
+mkdir -p "$logs" 2>/dev/null || fail "LOG_DIR='$logs' cannot be created; point LOG_DIR at a writable directory"
 pids=()
 for ((i = 0; i < n; i++)); do
   if ((gpus > 0)); then
@@ -37,11 +43,23 @@ for ((i = 0; i < n; i++)); do
   echo "worker $i: pid ${pids[-1]}${CUDA_VISIBLE_DEVICES:+, GPU $CUDA_VISIBLE_DEVICES}, log $logs/worker_$i.log"
 done
 status=0
+mistakes=0
 for i in "${!pids[@]}"; do
-  if ! wait "${pids[$i]}"; then
+  code=0
+  wait "${pids[$i]}" || code=$?
+  if ((code == 2)); then
+    mistakes=$((mistakes + 1))  # the worker refused the input: its one line says why
+  elif ((code != 0)); then
     echo "worker $i failed; see $logs/worker_$i.log" >&2
     status=1
   fi
 done
+if ((mistakes == n)); then  # the same mistake in every worker: show it once
+  grep -h -m1 '^error:' "$logs/worker_0.log" >&2 || echo "error: see $logs/worker_0.log" >&2
+  exit 2
+elif ((mistakes > 0)); then
+  echo "$mistakes worker(s) refused their input; see the 'error:' line in $logs/worker_*.log" >&2
+  status=1
+fi
 echo "all $n workers done; logs in $logs"
 exit $status

@@ -9,16 +9,18 @@ same table a single K-fold run prints.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from dlrecipe.cv.summary import aggregate, fold_run_dirs
+from dlrecipe.edge import ArgumentParser, user_error
 from dlrecipe.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(
+        prog="python -m dlrecipe.cv_report", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "run_dir", type=Path, help="a K-fold run or a multirun over data.split.fold"
     )
@@ -30,9 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.run_dir.is_dir():
             raise ConfigError(f"{args.run_dir} is not a directory")
         summary = aggregate(fold_run_dirs(args.run_dir), args.run_dir, args.metric)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:  # a user's mistake: one line, exit 2; a bug: its traceback
+        return user_error(err, argv)
     summary.print()
     return 0
 

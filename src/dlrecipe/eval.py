@@ -2,6 +2,7 @@
 
     python -m dlrecipe.eval ckpt_path=outputs/train/<date>/<time>/checkpoints/best-epoch013.ckpt
     python -m dlrecipe.eval ckpt_path=<ckpt> predict.input=new_rows.csv   # -> predictions.csv
+    python -m dlrecipe.eval ckpt_path=<ckpt> data.path=moved/table.csv    # the data moved since
 
 The run's own config (its .hydra/config.yaml, or the copy inside the checkpoint) rebuilds the
 data pipeline (same split, the checkpoint's normalization statistics) and the model, so the
@@ -13,28 +14,34 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from dlrecipe.builders import CONF_DIR, build_data, build_model, instantiate
+from dlrecipe.builders import build_data, build_model, instantiate
 from dlrecipe.checkpoints import check_compatible, datamodule_state, load_checkpoint, run_config
 from dlrecipe.data.datamodule import DataModule
-from dlrecipe.errors import exit_on_config_error
+from dlrecipe.edge import hydra_command
+from dlrecipe.errors import ConfigError
 from dlrecipe.models.module import LitModel
 from dlrecipe.predict import predict_table
 from dlrecipe.trust import use_trusted_targets
 
+DATA_LOCATIONS = ("path", "root")  # the data keys eval may re-point (data=csv, data=image_folder)
+
 
 def restore(
-    ckpt_path: str | Path, paths: DictConfig | None = None
+    ckpt_path: str | Path, paths: DictConfig | None = None, data: DictConfig | None = None
 ) -> tuple[DictConfig, DataModule, LitModel]:
-    """The run that wrote a checkpoint, rebuilt: its config, its data pipeline, its weights."""
+    """The run that wrote a checkpoint, rebuilt: its config, its data pipeline, its weights.
+
+    `data` re-points the run's data (keys path / root) when it moved since the run.
+    """
     checkpoint = load_checkpoint(ckpt_path)
     # Checked by dlrecipe.trust; paths are this run's (None: the checkpoint's run, outside Hydra),
     # so data paths are relative to here and nothing is written into the old run.
     run_cfg = run_config(ckpt_path, checkpoint, paths)
+    repoint_data(run_cfg, data)
     datamodule = build_data(run_cfg)
     state = datamodule_state(checkpoint)
     if state:
@@ -48,11 +55,43 @@ def restore(
     return run_cfg, datamodule, model
 
 
+def repoint_data(run_cfg: DictConfig, data: DictConfig | None) -> None:
+    """Apply eval's data.path / data.root; refuse a stored data location that is gone."""
+    for key in DATA_LOCATIONS:
+        new = (data or {}).get(key)
+        if new is not None:
+            if key not in run_cfg.data:
+                raise ConfigError(
+                    f"data.{key}={new!r}: the run's data has no {key} "
+                    f"(it re-points data=csv by data.path, data=image_folder by data.root)"
+                )
+            if not Path(str(new)).expanduser().exists():
+                raise ConfigError(f"data.{key}={new!r} does not exist; point it at the run's data")
+            run_cfg.data[key] = str(new)
+        stored = run_cfg.data.get(key) if key in run_cfg.data else None
+        if isinstance(stored, str) and not Path(stored).expanduser().exists():
+            raise ConfigError(
+                f"data.{key}={stored!r}, the training data of this run, is not there any more; "
+                f"give eval its new place with data.{key}=<where it is now>"
+            )
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise ConfigError(
+            "ckpt_path is required: python -m dlrecipe.eval "
+            "ckpt_path=outputs/train/<date>/<time>/checkpoints/last.ckpt"
+        )
+    output = cfg.predict.output
+    if cfg.predict.input and (not output or Path(str(output)).name != str(output)):
+        raise ConfigError(
+            f"predict.output={output!r} must be a plain file name (e.g. predictions.csv): it is "
+            "written into this eval's own run directory, never over a file elsewhere"
+        )
     use_trusted_targets(cfg.get("trusted_targets"))  # this command's, never the checkpoint's
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _, datamodule, model = restore(cfg.ckpt_path, cfg.paths)
+    _, datamodule, model = restore(cfg.ckpt_path, cfg.paths, cfg.get("data"))
 
     trainer = instantiate(
         cfg.trainer,
@@ -85,8 +124,7 @@ def _print(metrics: dict[str, float], ckpt: str) -> None:
     Console().print(table)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
-@exit_on_config_error
+@hydra_command("eval")  # one-line errors for Hydra's and the libraries' mistakes too
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -17,7 +17,7 @@ import torch
 
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import DataInfo
-from dlrecipe.data.sources.csv_table import feature_matrix, read_csv
+from dlrecipe.data.sources.csv_table import feature_matrix
 from dlrecipe.data.sources.image_folder import IMAGE_SUFFIXES, read_image
 from dlrecipe.errors import ConfigError
 from dlrecipe.models.module import LitModel
@@ -29,6 +29,11 @@ def read_inputs(
 ) -> tuple[torch.Tensor, list[str], pd.Series | None]:
     """(inputs, ids, true targets if the file has them) in the layout the model was trained on."""
     info, path = datamodule.info, Path(source).expanduser()
+    if not path.exists():
+        raise ConfigError(
+            f"predict.input={source!r} does not exist. Fix: predict.input=<a CSV file, or a "
+            "folder of images for an image model>"
+        )
     if path.is_dir():
         if not info.is_image:
             raise ConfigError(
@@ -43,7 +48,7 @@ def read_inputs(
         return images, [str(f) for f in files], None
     if info.is_image:
         raise ConfigError(f"predict.input={source!r}: this model needs a folder of images")
-    frame = read_csv(str(path))
+    frame = _read_rows(path, source)
     names = datamodule.data.feature_names
     target = datamodule.source_args.get("target")
     encoded = set(pd.get_dummies(frame).columns)
@@ -63,6 +68,20 @@ def read_inputs(
     x = torch.as_tensor(feature_matrix(features, names).to_numpy())
     truth = frame[target] if target in frame.columns else None
     return x, [str(i) for i in range(len(frame))], truth
+
+
+def _read_rows(path: Path, source: str) -> pd.DataFrame:
+    """The new rows; an empty or unparsable file is named as predict.input, not data.path."""
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"predict.input={source!r} is not a readable CSV ({' '.join(str(err).split())}); "
+            "give a comma-separated file with the training columns"
+        ) from None
+    if frame.empty:
+        raise ConfigError(f"predict.input={source!r} has no rows to predict")
+    return frame
 
 
 @torch.no_grad()

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from dlrecipe.builders import CONF_DIR, build_data
-from dlrecipe.errors import ConfigError, exit_on_config_error
+from dlrecipe.builders import build_data
+from dlrecipe.edge import hydra_command
+from dlrecipe.errors import ConfigError
 from dlrecipe.report.augmentation_grid import save_augmentation_grid
 
 
@@ -35,8 +35,7 @@ def preview(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="preview")
-@exit_on_config_error
+@hydra_command("preview")  # one-line errors for Hydra's and the libraries' mistakes too
 def main(cfg: DictConfig) -> None:
     preview(cfg)
 

@@ -6,16 +6,17 @@ python -m dlrecipe.sweep_report <dir> --storage postgresql+psycopg://host/db --s
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
-from dlrecipe.errors import ConfigError
+from dlrecipe.edge import ArgumentParser, user_error
+from dlrecipe.errors import ConfigError, read_json
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(
+        prog="python -m dlrecipe.sweep_report", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument(
         "--storage",
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         saved = args.sweep_dir / "sweep_summary.json"
-        known = json.loads(saved.read_text()) if saved.is_file() else {}
+        known = read_json(saved) if saved.is_file() else {}
         url = args.storage or known.get("storage") or str(args.sweep_dir / "study.journal")
         if "://" not in url and not Path(url).is_file():
             raise ConfigError(f"no study storage at {url}; pass --storage")
@@ -44,9 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"study {name!r} is not in {url}; studies there: {names}")
         study = optuna.load_study(study_name=name, storage=storage)
         write_sweep_report(study, args.sweep_dir, known.get("fixed_overrides", []), url)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:  # a user's mistake: one line, exit 2; a bug: its traceback
+        return user_error(err, argv)
     return 0
 
 

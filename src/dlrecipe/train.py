@@ -17,17 +17,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import hydra
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from dlrecipe.builders import CONF_DIR, build_data, build_model, build_trainer, effective_batch_size
+from dlrecipe.builders import build_data, build_model, build_trainer, effective_batch_size
 from dlrecipe.callbacks.history import History
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
-from dlrecipe.errors import ConfigError, exit_on_config_error
+from dlrecipe.edge import hydra_command
+from dlrecipe.errors import ConfigError
 from dlrecipe.guards import (
     Diverged,
     DivergenceGuard,
@@ -281,8 +281,7 @@ def _optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | list
     return values if OmegaConf.is_list(wanted) else values[0]
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-@exit_on_config_error
+@hydra_command("train")  # one-line errors for Hydra's and the libraries' mistakes too
 @exit_on_divergence
 def main(cfg: DictConfig) -> float | None:
     return train(cfg)

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dlrecipe.data.info import DataInfo
-from dlrecipe.errors import ConfigError
+from dlrecipe.errors import ConfigError, read_json
 from dlrecipe.models.tasks import build_metrics
 
 
@@ -95,7 +95,7 @@ def aggregate(
 ) -> CVSummary:
     if not fold_dirs:
         raise ConfigError(f"no fold runs (summary.json with a fold) under {out_dir}")
-    summaries = [json.loads((d / "summary.json").read_text()) for d in fold_dirs]
+    summaries = [read_json(d / "summary.json") for d in fold_dirs]
     diverged = [d.name for s, d in zip(summaries, fold_dirs, strict=True)
                 if s.get("status") == "diverged"]  # fmt: skip
     if diverged:  # their empty metrics must not pass for a cross-validated score
@@ -187,7 +187,7 @@ def fold_run_dirs(root: Path) -> list[Path]:
     """Fold runs under a directory (a K-fold run or a multirun over data.split.fold)."""
     found = []
     for path in sorted(root.rglob("summary.json")):
-        if json.loads(path.read_text()).get("fold"):
+        if read_json(path).get("fold"):
             found.append(path.parent)
     return found
 

@@ -7,18 +7,17 @@ python -m dlrecipe.report <run dir> --trusted-targets my_pkg.nets.MyNet   # a ne
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
-from dlrecipe.errors import ConfigError
+from dlrecipe.edge import ArgumentParser, user_error
+from dlrecipe.errors import ConfigError, read_json
 
 
 def checkpoint_of(run_dir: Path) -> Path:
     summary = run_dir / "summary.json"
     if summary.is_file():
-        facts = json.loads(summary.read_text())
+        facts = read_json(summary)
         if facts.get("status") == "diverged":  # its checkpoints hold no result worth a report
             raise ConfigError(
                 f"{run_dir} diverged (summary.json status: diverged): {facts.get('diagnosis')}"
@@ -38,7 +37,7 @@ def checkpoint_of(run_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m dlrecipe.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--target-layer", default=None, help="Grad-CAM layer, e.g. net.features.6")
     parser.add_argument("--worst-k", type=int, default=16)
@@ -65,9 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             "cam_samples": args.cam_samples,
         }
         index = write_report(args.run_dir, model, datamodule, settings)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:  # a user's mistake: one line, exit 2; a bug: its traceback
+        return user_error(err, argv)
     print(f"report: {index}")
     return 0
 
