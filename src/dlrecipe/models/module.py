@@ -31,6 +31,7 @@ from dlrecipe.models.tasks import (
     loss_inputs,
     predict_proba,
 )
+from dlrecipe.versions import VERSIONS_KEY, versions
 
 CONFIG_KEY = "dlrecipe_config"  # where the resolved run config is kept inside a checkpoint
 
@@ -225,6 +226,7 @@ class LitModel(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
+        checkpoint[VERSIONS_KEY] = versions()  # eval warns when torch / Lightning moved since
 
     def parameter_counts(self) -> tuple[int, int]:
         total = sum(p.numel() for p in self.net.parameters())

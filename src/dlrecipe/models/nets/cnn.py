@@ -100,7 +100,10 @@ class CNN(nn.Module):
             if conv_dropout > 0:
                 blocks.append(nn.Dropout2d(conv_dropout))
         if residual and preact:  # pre-activation leaves the last sum un-normalized: BN-act once
-            blocks += [*([nn.BatchNorm2d(in_ch)] if batch_norm else []), make_activation(activation)]
+            blocks += [
+                *([nn.BatchNorm2d(in_ch)] if batch_norm else []),
+                make_activation(activation),
+            ]
         self.features = nn.Sequential(*blocks)
         self.features.eval()  # probe the output size without touching batch-norm statistics
         with torch.no_grad():

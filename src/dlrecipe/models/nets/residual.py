@@ -57,7 +57,9 @@ class ResidualBlock(nn.Module):
         else:
             layers = [conv1, *norm(out_ch), make_activation(activation), conv2, *norm(out_ch)]
         self.residual = nn.Sequential(*layers)
-        shrink = 0 if padding == "same" else kernel_size - 1  # two valid convs: (k-1)/2 each side, twice
+        shrink = (
+            0 if padding == "same" else kernel_size - 1
+        )  # two valid convs: (k-1)/2 each side, twice
         shortcut: list[nn.Module] = [CenterCrop(shrink)] if shrink else []
         if stride != 1 or in_ch != out_ch:  # a projection only where the shape changes
             shortcut += [nn.Conv2d(in_ch, out_ch, 1, stride, bias=not batch_norm), *norm(out_ch)]
