@@ -38,7 +38,7 @@ def test_residual_block_output_is_f_of_x_plus_shortcut(preact):
         block.register_forward_hook(lambda m, a, out, i=i: seen[i].__setitem__("out", out))
     net(torch.randn(2, 1, 16, 16))
     assert len(seen) == 3
-    for i, block in enumerate(_blocks(net)):
+    for i in range(3):
         parts = seen[i]
         expected = parts["residual"] + parts["shortcut"]
         expected = (
@@ -95,7 +95,7 @@ def test_valid_padding_shrinks_by_k_minus_1_per_conv():
 def test_residual_settings_that_cannot_work_are_refused():
     with pytest.raises(ConfigError, match="convs_per_block=3"):
         CNN((1, 16, 16), 10, block="residual", convs_per_block=3)
-    with pytest.raises(ConfigError, match="model.net.block='dense'"):
+    with pytest.raises(ConfigError, match=r"model\.net\.block='dense'"):
         CNN((1, 16, 16), 10, block="dense")
     with pytest.raises(ConfigError, match="pool=stride with padding=valid"):
         CNN((1, 16, 16), 10, block="residual", padding="valid", pool="stride")
@@ -116,7 +116,7 @@ def test_small_normal_init_scale_is_a_key(make_cfg):
     cfg = make_cfg("model=mlp", "model.init=small_normal", "model.init_scale=0.003")
     model = build_model(cfg, build_data(cfg).info)
     assert model.net.body[1].weight.std().item() == pytest.approx(0.003, rel=0.05)
-    with pytest.raises(ConfigError, match="model.init_scale=-1"):
+    with pytest.raises(ConfigError, match=r"model\.init_scale=-1"):
         initialize(nn.Linear(2, 2), "small_normal", scale=-1)
 
 
@@ -195,7 +195,7 @@ def test_stochastic_curriculum_mixes_in_a_growing_share_of_hard_samples(make_cfg
     again.scores = scores
     assert np.array_equal(again.for_epoch(datamodule, train, 2), mixes["stochastic"][2])  # seeded
     assert again.changes_after(1) and not again.changes_after(4)  # a fresh draw every epoch
-    with pytest.raises(ConfigError, match="callbacks.curriculum.order='hardest'"):
+    with pytest.raises(ConfigError, match=r"callbacks\.curriculum\.order='hardest'"):
         Curriculum(order="hardest")
 
 
