@@ -34,10 +34,10 @@ def _installed(dist: str) -> str | None:
         return None
 
 
-def _git(*args: str) -> str | None:
+def _git(where: Path, *args: str) -> str | None:
     try:
         done = subprocess.run(
-            ["git", *args], cwd=SOURCE_DIR, capture_output=True, text=True, timeout=5, check=False
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.SubprocessError):  # no git, or it hung
         return None
@@ -45,10 +45,10 @@ def _git(*args: str) -> str | None:
 
 
 @functools.cache
-def git_state() -> dict[str, Any]:
+def git_state(where: Path = SOURCE_DIR) -> dict[str, Any]:
     """{commit, dirty} of the checkout dlrecipe runs from; both None outside a git tree."""
-    commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    commit = _git(where, "rev-parse", "HEAD")
+    status = _git(where, "status", "--porcelain", "--untracked-files=no") if commit else None
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
