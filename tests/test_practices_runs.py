@@ -176,6 +176,23 @@ def test_kfold_eval_predicts_with_the_mean_of_the_folds(make_cfg, tmp_path, tabl
     assert metrics["test/acc"] == pytest.approx(cv["ensemble"]["test/acc"], abs=1e-6)
 
 
+def test_run_dir_paths_from_summary_json_stay_inside_the_run(tmp_path):
+    from dlrecipe.ensemble import checkpoints_of
+
+    run = tmp_path / "moved"
+    run.mkdir()
+    stored = {"run_dir": "/was/here", "model_to_use": "/was/here/checkpoints/refit.ckpt"}
+    (run / "summary.json").write_text(json.dumps(stored))
+    assert checkpoints_of(run) == [str((run / "checkpoints/refit.ckpt").resolve())]
+    stored["model_to_use"] = "/etc/passwd"
+    (run / "summary.json").write_text(json.dumps(stored))
+    with pytest.raises(ConfigError, match="points outside its run directory"):
+        checkpoints_of(run)
+    (run / "summary.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="not a run summary"):
+        checkpoints_of(run)
+
+
 def test_eval_warns_once_when_torch_or_lightning_moved(make_cfg, tmp_path, capsys):
     train(make_cfg(*MLP, "trainer.max_epochs=1"))
     ckpt_path = _summary(tmp_path / "run")["best_checkpoint"]

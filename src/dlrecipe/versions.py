@@ -52,11 +52,18 @@ def git_state(where: Path = SOURCE_DIR) -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
+@functools.cache
+def _packages() -> tuple[tuple[str, str | None], ...]:
+    # Looked up once per process: every checkpoint save asks (an installed version cannot change
+    # under a running process without it being restarted to use it).
+    return tuple((key, _installed(dist)) for dist, key in PACKAGES.items())
+
+
 def versions() -> dict[str, Any]:
     """The versions of this process's libraries, Python, and the git commit (see module doc)."""
-    found: dict[str, Any] = {key: _installed(dist) for dist, key in PACKAGES.items()}
+    found: dict[str, Any] = dict(_packages())
     found["python"] = platform.python_version()
-    found["git"] = git_state()
+    found["git"] = dict(git_state())
     return found
 
 
