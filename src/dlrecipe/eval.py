@@ -3,6 +3,7 @@
     python -m dlrecipe.eval ckpt_path=outputs/train/<date>/<time>/checkpoints/best-epoch013.ckpt
     python -m dlrecipe.eval ckpt_path=<ckpt> predict.input=new_rows.csv   # -> predictions.csv
     python -m dlrecipe.eval ckpt_path=<ckpt> data.path=moved/table.csv    # the data moved since
+    python -m dlrecipe.eval ckpt_path=<K-fold run dir> predict.input=...   # the fold ensemble
 
 The run's own config (its .hydra/config.yaml, or the copy inside the checkpoint) rebuilds the
 data pipeline (same split, the checkpoint's normalization statistics) and the model, so the
@@ -22,10 +23,12 @@ from dlrecipe.builders import build_data, build_model, instantiate
 from dlrecipe.checkpoints import check_compatible, datamodule_state, load_checkpoint, run_config
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.edge import hydra_command
+from dlrecipe.ensemble import checkpoints_of, evaluate_ensemble
 from dlrecipe.errors import ConfigError
 from dlrecipe.models.module import LitModel
 from dlrecipe.predict import predict_table
 from dlrecipe.trust import use_trusted_targets
+from dlrecipe.versions import warn_versions
 
 DATA_LOCATIONS = ("path", "root")  # the data keys eval may re-point (data=csv, data=image_folder)
 
@@ -38,6 +41,7 @@ def restore(
     `data` re-points the run's data (keys path / root) when it moved since the run.
     """
     checkpoint = load_checkpoint(ckpt_path)
+    warn_versions(checkpoint, ckpt_path)  # torch / Lightning moved since training: one line
     # Checked by dlrecipe.trust; paths are this run's (None: the checkpoint's run, outside Hydra),
     # so data paths are relative to here and nothing is written into the old run.
     run_cfg = run_config(ckpt_path, checkpoint, paths)
@@ -91,7 +95,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     use_trusted_targets(cfg.get("trusted_targets"))  # this command's, never the checkpoint's
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _, datamodule, model = restore(cfg.ckpt_path, cfg.paths, cfg.get("data"))
+    ckpts = checkpoints_of(cfg.ckpt_path)  # a run directory: its model, or its fold ensemble
+    if len(ckpts) > 1:
+        return evaluate_ensemble(cfg, ckpts, run_dir)
+    _, datamodule, model = restore(ckpts[0], cfg.paths, cfg.get("data"))
 
     trainer = instantiate(
         cfg.trainer,

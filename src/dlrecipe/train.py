@@ -25,6 +25,7 @@ from dlrecipe.builders import build_data, build_model, build_trainer, effective_
 from dlrecipe.callbacks.history import History
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
+from dlrecipe.diagnosis import diagnose, diagnose_diverged
 from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
 from dlrecipe.edge import hydra_command
 from dlrecipe.errors import ConfigError
@@ -38,6 +39,7 @@ from dlrecipe.guards import (
 from dlrecipe.lint import run_lint
 from dlrecipe.models.tasks import MAIN_METRIC, build_metrics
 from dlrecipe.predict import split_predictions
+from dlrecipe.refit import check_refit, refit
 from dlrecipe.report.augmentation_grid import save_augmentation_grid
 from dlrecipe.report.build import write_report
 from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
@@ -46,6 +48,7 @@ from dlrecipe.resume import resume_config
 from dlrecipe.sanity import run_suite as run_sanity_suite
 from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
 from dlrecipe.trust import use_trusted_targets
+from dlrecipe.versions import versions
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -58,6 +61,7 @@ def train(cfg: DictConfig) -> float | None:
     check_training_length(cfg)  # max_epochs=0 would report an untrained model as the result
     datamodule = build_data(cfg)
     check_metric_names(cfg, datamodule.info)
+    check_refit(cfg, len(datamodule.folds))  # refit=true needs a hold-out split
     if cfg.get("sanity"):  # debug=sanity: the sanity suite instead of a fit (exit 1 on a failure)
         return run_sanity_suite(cfg, datamodule)
     if len(datamodule.folds) > 1 and datamodule.split.fold is None:
@@ -98,7 +102,8 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         except Diverged as err:
             fit_seconds = time.perf_counter() - fit_started
             fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
-            write_diverged_summary(trainer, model, run_dir, str(err), fit_seconds, fold)
+            summary = write_diverged_summary(trainer, model, run_dir, str(err), fit_seconds, fold)
+            diagnose_diverged(summary, cfg, trainer)  # next_steps: the overrides to try
             raise
         fit_seconds = time.perf_counter() - fit_started
         if trainer.interrupted:
@@ -116,6 +121,8 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         summary.notes[:0] = datamodule.data.notes  # rows dropped, images converted at load
         logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
         summary.optimized_value = _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
+        if cfg.get("refit"):  # a fresh model on train + val for best_epoch epochs (refit.py)
+            summary.refit = refit(cfg, datamodule, summary)
         summary.total_seconds = time.perf_counter() - started
         summary.record_peak_memory()
         if trainer.is_global_zero:
@@ -236,7 +243,7 @@ def _summarize(
     summary = RunSummary(
         run_dir=str(run_dir), task=model.info.task, main_metric=main,
         val_metrics=val_metrics, test_metrics=test_metrics, epochs_run=trainer.current_epoch,
-        best_checkpoint=best, params_total=total, params_trainable=trainable,
+        best_checkpoint=best, model_to_use=best, params_total=total, params_trainable=trainable,
         fit_seconds=fit_seconds, train_steps=trainer.global_step, info=model.info.to_dict(),
         optimized_metric=OmegaConf.to_object(cfg.optimized_metric) if OmegaConf.is_list(cfg.get("optimized_metric")) else cfg.get("optimized_metric"),
     )  # fmt: skip
@@ -251,6 +258,8 @@ def _summarize(
                 f"validation loss was lowest at epoch {overfit} and rose afterwards while training "
                 "loss kept falling: over-fitting (early stopping kept the best checkpoint)"
             )
+    diagnose(summary, cfg, trainer, model, rows)  # next_steps: what to try next, from these numbers
+    summary.versions = versions()  # libraries and git commit: what reproduces this result
     if getattr(model, "finetuning", None) is not None:  # what trained when, and why (auto)
         summary.notes.append(model.finetuning.describe())
     for logger in trainer.loggers:

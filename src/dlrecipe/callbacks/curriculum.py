@@ -11,9 +11,12 @@ trained for `prepass_epochs` on the training part, and each training sample's lo
 its score (what such a model has not learned yet is hard). Random draws of the pre-pass happen
 in a forked RNG, so the run's own batches and dropout masks are those of a run without it.
 
-At epoch e the training loader holds the easiest `fraction(e)` of the training samples,
-shuffled as usual: `linear` grows from `start_frac` to 1 at `full_at_epoch`; `step` gets
-there in `steps` equal jumps. `train/curriculum_frac` is logged every epoch.
+At epoch e the training loader holds `fraction(e)` of the training samples, shuffled as usual:
+`linear` grows from `start_frac` to 1 at `full_at_epoch`; `step` gets there in `steps` equal
+jumps. `order=easiest_first` takes the easiest ones; `order=stochastic` draws a fresh random mix
+each epoch from the easier and the harder half, the harder half's share growing with the
+curriculum from none to its natural half (all samples at the end). `train/curriculum_frac` is
+logged every epoch.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dlrecipe.models.optim import build_optimizer
 from dlrecipe.models.tasks import loss_inputs
 
 PACINGS = ("linear", "step")
+ORDERS = ("easiest_first", "stochastic")
 
 
 class Curriculum(DataSchedule):
@@ -43,7 +47,10 @@ class Curriculum(DataSchedule):
         full_at_epoch: int = 10,
         steps: int = 3,
         prepass_epochs: int = 2,
+        order: str = "easiest_first",
     ):
+        if order not in ORDERS:
+            raise ConfigError(f"callbacks.curriculum.order={order!r}: choose one of {list(ORDERS)}")
         if pacing not in PACINGS:
             raise ConfigError(
                 f"callbacks.curriculum.pacing={pacing!r}: choose one of {list(PACINGS)}"
@@ -65,6 +72,7 @@ class Curriculum(DataSchedule):
             )
         self.difficulty, self.pacing, self.start_frac = difficulty, pacing, float(start_frac)
         self.full_at_epoch, self.steps, self.prepass_epochs = full_at_epoch, steps, prepass_epochs
+        self.order = order
         self.scores: np.ndarray | None = (
             None  # one per sample of the data set; NaN off the train part
         )
@@ -80,9 +88,27 @@ class Curriculum(DataSchedule):
         assert self.scores is not None
         easiest = train[np.argsort(self.scores[train], kind="stable")]
         keep = max(1, math.ceil(self.fraction(epoch) * len(train)))
+        if self.order == "stochastic":
+            return self.random_mix(easiest, keep, epoch, datamodule.seed)
         return np.sort(easiest[:keep])
 
+    def random_mix(self, ranked: np.ndarray, keep: int, epoch: int, seed: int) -> np.ndarray:
+        """`keep` samples drawn at random (seeded by seed and epoch: the same on every rank and
+        in planned_train_batches), a growing share of them from the harder half of `ranked`."""
+        easy, hard = ranked[: len(ranked) // 2], ranked[len(ranked) // 2 :]
+        progress = 1.0 if self.start_frac >= 1 else (
+            (self.fraction(epoch) - self.start_frac) / (1.0 - self.start_frac)
+        )  # fmt: skip
+        n_hard = min(len(hard), round(0.5 * progress * keep))
+        n_easy = min(len(easy), keep - n_hard)
+        n_hard = keep - n_easy
+        rng = np.random.default_rng([seed, epoch])
+        picked = [rng.choice(easy, n_easy, replace=False), rng.choice(hard, n_hard, replace=False)]
+        return np.sort(np.concatenate(picked))
+
     def changes_after(self, epoch: int) -> bool:
+        if self.order == "stochastic" and self.fraction(epoch) < 1.0:
+            return True  # a fresh random mix every epoch until all samples are in
         return self.fraction(epoch + 1) != self.fraction(epoch)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:

@@ -72,6 +72,7 @@ class TrainingMonitor(pl.Callback):
         self._acts: dict[str, torch.Tensor] = {}
         self._before: dict[str, torch.Tensor] = {}
         self._metrics: dict[str, float] = {}
+        self.last_metrics: dict[str, float] = {}  # the last monitored step's (dlrecipe.diagnosis)
         self._wandb: dict[str, Any] = {}  # histograms and images for one W&B log call
         self._judge_from, self._judge_until = 1, math.inf
 
@@ -138,6 +139,7 @@ class TrainingMonitor(pl.Callback):
             metrics[f"monitor/act_dead/{name}"] = float((units.amax(1) <= 0).float().mean())
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
+        self.last_metrics = dict(metrics)
         if _wants_media(trainer):
             self._images_and_histograms(trainer, pl_module, step)
         for hook in self._hooks:

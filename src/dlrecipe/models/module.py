@@ -31,6 +31,7 @@ from dlrecipe.models.tasks import (
     loss_inputs,
     predict_proba,
 )
+from dlrecipe.versions import VERSIONS_KEY, versions
 
 CONFIG_KEY = "dlrecipe_config"  # where the resolved run config is kept inside a checkpoint
 
@@ -51,6 +52,7 @@ class LitModel(pl.LightningModule):
         monitor_mode: str = "min",
         finetuning: Callable[[], pl.Callback] | None = None,
         regularization: dict | None = None,
+        init_scale: float = 0.01,
     ):
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
@@ -58,14 +60,18 @@ class LitModel(pl.LightningModule):
         self.info = DataInfo.from_dict(info)
         check_optimizer(optimizer)
         self.net = initialize(
-            net(input_shape=self.info.input_shape, num_outputs=self.info.num_outputs), init
-        )
+            net(input_shape=self.info.input_shape, num_outputs=self.info.num_outputs), init,
+            init_scale,
+        )  # fmt: skip
         if channels_last:  # GPU speed options (models/speed.py); the weights stay the same
             use_channels_last(self.net)
         self._compile_options = check_compile(compile)  # no C compiler: fail now, not at step 1
         # Extra penalties / max-norm (models/regularization.py); None when all off: nothing per step.
         self.regularization = Regularization.from_config(self, regularization)
         self._penalized = self.regularization is not None and self.regularization.penalizes
+        self._weight_noise = (
+            self.regularization is not None and self.regularization.weight_noise > 0
+        )
         self.loss_fn = build_loss(loss, self.info, label_smoothing)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.main_metric = MAIN_METRIC[self.info.task]
@@ -105,6 +111,8 @@ class LitModel(pl.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, y = batch
+        if self._weight_noise:  # noisy weights for this forward / backward only
+            self.regularization.perturb()
         out = self.net(x)
         task = self.info.task
         loss = self.loss_fn(*loss_inputs(out, y, task))
@@ -126,6 +134,12 @@ class LitModel(pl.LightningModule):
             if self._penalized:
                 self.log("train/penalty", self._penalty_sum / (batch_idx + 1), **once)
         return loss
+
+    def on_after_backward(self) -> None:
+        # The gradient was taken at the noisy weights; the step updates the clean ones, and
+        # validation, checkpoints and predictions never see noise.
+        if self._weight_noise:
+            self.regularization.restore()
 
     def on_train_epoch_start(self) -> None:
         self._loss_sum = torch.zeros((), device=self.device)
@@ -225,6 +239,7 @@ class LitModel(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
+        checkpoint[VERSIONS_KEY] = versions()  # eval warns when torch / Lightning moved since
 
     def parameter_counts(self) -> tuple[int, int]:
         total = sum(p.numel() for p in self.net.parameters())

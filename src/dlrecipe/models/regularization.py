@@ -3,14 +3,18 @@
     python -m dlrecipe.train model.regularization.l1=1e-5 model.regularization.l2=1e-4
     python -m dlrecipe.train model.regularization.max_norm=3
     python -m dlrecipe.train 'model.regularization.activity={layers:[net.head.2],l1:1e-4}'
+    python -m dlrecipe.train model.regularization.weight_noise=0.01
 
 Weight penalties apply to the same parameters weight decay does (`models/optim.is_decayed`:
 weight matrices and kernels, never biases or normalization scales). Max-norm rescales each
 output unit's incoming weights (a row of a linear layer, a filter of a convolution) back to
 norm <= c after every optimizer step, through an optimizer step hook. Activity penalties are
 on the outputs of named modules (names as in `model.named_modules()`, e.g. `net.features.2`),
-caught by forward hooks during training only. `from_config` returns None when everything is
-off, so a default run pays nothing.
+caught by forward hooks during training only. Weight noise adds N(0, sigma^2) to every weight
+before each training forward and puts the clean weights back after the backward pass (Graves
+2011): the gradient is taken at a perturbed point, the update lands on the clean weights, and
+evaluation never sees noise. `from_config` returns None when everything is off, so a default
+run pays nothing.
 """
 
 from __future__ import annotations
@@ -56,8 +60,9 @@ class Regularization:
         l2: float = 0.0,
         max_norm: float | None = None,
         activity: dict[str, Any] | None = None,
+        weight_noise: float = 0.0,
     ):
-        for key, value in (("l1", l1), ("l2", l2)):
+        for key, value in (("l1", l1), ("l2", l2), ("weight_noise", weight_noise)):
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"model.regularization.{key}={value!r} must be a number >= 0")
         if max_norm is not None and not (isinstance(max_norm, int | float) and max_norm > 0):
@@ -67,6 +72,8 @@ class Regularization:
         self.model, self.l1, self.l2, self.max_norm = model, float(l1), float(l2), max_norm
         self.activity_l1, self.activity_l2, self._handles = 0.0, 0.0, []
         self._outputs: list[torch.Tensor] = []
+        self.weight_noise = float(weight_noise)
+        self._clean: list[tuple[torch.Tensor, torch.Tensor]] = []  # (weight, its clean copy)
         if activity and activity.get("layers"):
             self._attach_activity(model, activity)
 
@@ -74,14 +81,15 @@ class Regularization:
     def from_config(cls, model: nn.Module, config: dict[str, Any] | None) -> Regularization | None:
         """The regularization for model.regularization, or None when every part is off."""
         config = dict(config or {})
-        unknown = set(config) - {"l1", "l2", "max_norm", "activity"}
+        unknown = set(config) - {"l1", "l2", "max_norm", "activity", "weight_noise"}
         if unknown:
             raise ConfigError(
                 f"model.regularization has unknown keys {sorted(unknown)}; "
-                "use l1, l2, max_norm, activity"
+                "use l1, l2, max_norm, activity, weight_noise"
             )
         reg = cls(model, **config)
-        return reg if reg.penalizes or reg.max_norm is not None else None
+        used = reg.penalizes or reg.max_norm is not None or reg.weight_noise > 0
+        return reg if used else None
 
     @property
     def weights(self) -> list[torch.Tensor]:
@@ -141,3 +149,18 @@ class Regularization:
         """An optimizer step post-hook: max-norm right after each update."""
         if self.max_norm is not None:
             apply_max_norm(self.weights, float(self.max_norm))
+
+    @torch.no_grad()
+    def perturb(self) -> None:
+        """Add N(0, weight_noise^2) to every weight, keeping a clean copy for restore()."""
+        self.restore()  # never stack noise on noise (a step that skipped its backward)
+        for param in self.weights:
+            self._clean.append((param, param.detach().clone()))
+            param.add_(torch.randn_like(param), alpha=self.weight_noise)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put the clean weights back (exactly: copied, not subtracted)."""
+        for param, clean in self._clean:
+            param.copy_(clean)
+        self._clean.clear()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -47,6 +48,11 @@ class RunSummary:
     peak_gpu_mb: float | None = None  # torch.cuda.max_memory_allocated; None without CUDA
     status: str = "completed"  # completed | diverged (the loss became NaN / inf: no result)
     diagnosis: str | None = None  # why a run did not complete, and the overrides to try
+    # What to try next (dlrecipe.diagnosis): [{finding, evidence, try}], [] for a healthy run.
+    next_steps: list[dict[str, str]] = field(default_factory=list)
+    refit: dict[str, Any] | None = None  # refit=true: the train+val model (dlrecipe.refit)
+    model_to_use: str | None = None  # the checkpoint to predict with (refit.ckpt when refitted)
+    versions: dict[str, Any] = field(default_factory=dict)  # libraries and git commit (versions.py)
 
     @property
     def steps_per_second(self) -> float:
@@ -74,12 +80,16 @@ class RunSummary:
         table.add_column("metric")
         table.add_column("validation (best ckpt)", justify="right")
         table.add_column("test", justify="right")
+        refit = (self.refit or {}).get("test_metrics") or {}
+        if refit:  # refit=true: the train+validation model's test side by side
+            table.add_column(f"test (refit, {self.refit['epochs']} ep)", justify="right")
         names = sorted({k.split("/", 1)[1] for k in (*self.val_metrics, *self.test_metrics)})
         names.sort(key=lambda n: (n != self.main_metric, n != "loss", n))
         for name in names:
             val, test = self.val_metrics.get(f"val/{name}"), self.test_metrics.get(f"test/{name}")
             style = "bold" if name == self.main_metric else None
-            table.add_row(name, _fmt(val), _fmt(test), style=style)
+            cells = [_fmt(val), _fmt(test)] + ([_fmt(refit.get(f"test/{name}"))] if refit else [])
+            table.add_row(name, *cells, style=style)
         console.print(table)
         facts = Table.grid(padding=(0, 2))
         facts.add_column(no_wrap=True)
@@ -101,10 +111,17 @@ class RunSummary:
             facts.add_row("learning curves", self.learning_curves)
         if self.report:
             facts.add_row("report", self.report)
+        if self.model_to_use and self.model_to_use != self.best_checkpoint:
+            facts.add_row("model to use", self.model_to_use)  # refit=true: the train+val model
         facts.add_row("run directory", self.run_dir)
         console.print(facts)
         for note in self.notes:
             console.print(f"[yellow]note:[/yellow] {note}")
+        if self.next_steps:
+            console.print("[bold]what to try next[/bold]")
+        for step in self.next_steps:
+            text = f"- {step['finding']}: {step['evidence']}. Try: {step['try']}"
+            console.print(escape(text), soft_wrap=True)  # overrides hold [...]: not markup
 
 
 def _fmt(value: float | None) -> str:

@@ -1,11 +1,15 @@
 """Convolutional net for images: conv blocks, then global pooling and a dense head.
 
     python -m dlrecipe.train experiment=digits_cnn model.net.channels=[32,64,128] model.net.pool=avg
+    python -m dlrecipe.train experiment=digits_wild_resnet      # block=residual, pre-activation
 
-A block is `convs_per_block` x (Conv -> (BatchNorm) -> activation), then 2x2 pooling (or a
-stride-2 convolution with pool=stride). Dropout sits in the dense head only by default: conv
-layers share weights and rarely need it. The net checks that the image is large enough for the
-number of down-sampling blocks before any training starts.
+A plain block is `convs_per_block` x (Conv -> (BatchNorm) -> activation), then 2x2 pooling (or
+a stride-2 convolution with pool=stride). With block=residual each block is convs_per_block / 2
+basic residual blocks (models/nets/residual.py: two convolutions and a skip connection each).
+Padding is "same" (the size only changes by pooling) or "valid" (each k x k convolution cuts
+k - 1 pixels). Dropout sits in the dense head only by default: conv layers share weights and
+rarely need it. The net checks that the image is large enough for its convolutions and
+down-sampling before any training starts.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from torch import nn
 
 from dlrecipe.errors import ConfigError
 from dlrecipe.models.nets.layers import activation as make_activation
+from dlrecipe.models.nets.residual import ResidualBlock
 
 POOLS = ("max", "avg", "stride", "none")
+BLOCKS = ("plain", "residual")
+PADDINGS = ("same", "valid")
 
 
 class CNN(nn.Module):
@@ -36,6 +43,9 @@ class CNN(nn.Module):
         hidden: Sequence[int] = (128,),
         dropout: float = 0.3,
         global_pool: bool = True,
+        block: str = "plain",
+        preact: bool = False,
+        padding: str = "same",
     ):
         super().__init__()
         if len(input_shape) != 3:
@@ -52,23 +62,35 @@ class CNN(nn.Module):
         for key, value in (("dropout", dropout), ("conv_dropout", conv_dropout)):
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"model.net.{key}={value} must be in [0, 1)")
-        in_ch, height, width = (int(s) for s in input_shape)
-        smallest = min(height, width)
-        downs = len(channels) if pool != "none" else 0
-        if smallest >> downs < 1:
+        for key, value, allowed in (("block", block, BLOCKS), ("padding", padding, PADDINGS)):
+            if value not in allowed:
+                raise ConfigError(f"model.net.{key}={value!r}: choose one of {list(allowed)}")
+        residual = block == "residual"
+        if residual and (convs_per_block < 2 or convs_per_block % 2):
             raise ConfigError(
-                f"model.net.channels={list(channels)} halves the image {len(channels)} times, but "
-                f"{height}x{width} allows at most {smallest.bit_length() - 1} halvings; "
-                "use fewer blocks or model.net.pool=none"
+                f"model.net.convs_per_block={convs_per_block}: a residual block has two "
+                "convolutions, so use an even number (2 = one residual block per stage)"
             )
+        if residual and padding == "valid" and pool == "stride":
+            raise ConfigError(
+                "model.net.pool=stride with padding=valid leaves no shortcut size that matches the "
+                "residual path; use model.net.pool=max (or padding=same)"
+            )
+        in_ch, height, width = (int(s) for s in input_shape)
+        check_image_size(height, width, channels, kernel_size, convs_per_block, pool, padding)
+        pad = kernel_size // 2 if padding == "same" else 0
         blocks: list[nn.Module] = []
         for out_ch in channels:
-            for i in range(convs_per_block):
+            if residual:
+                for i in range(convs_per_block // 2):
+                    stride = 2 if pool == "stride" and i == convs_per_block // 2 - 1 else 1
+                    blocks.append(ResidualBlock(in_ch, out_ch, kernel_size, stride, preact,
+                                                batch_norm, activation, padding))  # fmt: skip
+                    in_ch = out_ch
+            for i in range(0 if residual else convs_per_block):
                 stride = 2 if pool == "stride" and i == convs_per_block - 1 else 1
                 blocks += [
-                    nn.Conv2d(
-                        in_ch, out_ch, kernel_size, stride, kernel_size // 2, bias=not batch_norm
-                    ),
+                    nn.Conv2d(in_ch, out_ch, kernel_size, stride, pad, bias=not batch_norm),
                     *([nn.BatchNorm2d(out_ch)] if batch_norm else []),
                     make_activation(activation),
                 ]
@@ -77,6 +99,11 @@ class CNN(nn.Module):
                 blocks.append(nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2))
             if conv_dropout > 0:
                 blocks.append(nn.Dropout2d(conv_dropout))
+        if residual and preact:  # pre-activation leaves the last sum un-normalized: BN-act once
+            blocks += [
+                *([nn.BatchNorm2d(in_ch)] if batch_norm else []),
+                make_activation(activation),
+            ]
         self.features = nn.Sequential(*blocks)
         self.features.eval()  # probe the output size without touching batch-norm statistics
         with torch.no_grad():
@@ -95,3 +122,34 @@ class CNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.features(x)))
+
+
+def check_image_size(
+    height: int, width: int, channels: Sequence[int], kernel_size: int, convs_per_block: int,
+    pool: str, padding: str,
+) -> None:  # fmt: skip
+    """The spatial size after every convolution and pooling must stay >= 1: say which keys to change."""
+    smallest = min(height, width)
+    if padding == "same":  # only pooling shrinks the image
+        downs = len(channels) if pool != "none" else 0
+        if smallest >> downs < 1:
+            raise ConfigError(
+                f"model.net.channels={list(channels)} halves the image {len(channels)} times, but "
+                f"{height}x{width} allows at most {smallest.bit_length() - 1} halvings; "
+                "use fewer blocks or model.net.pool=none"
+            )
+        return
+    size = smallest
+    for n, _ in enumerate(channels, start=1):
+        for i in range(convs_per_block):
+            stride = 2 if pool == "stride" and i == convs_per_block - 1 else 1
+            size = (size - kernel_size) // stride + 1 if size >= kernel_size else 0
+        if pool in ("max", "avg"):
+            size //= 2
+        if size < 1:
+            raise ConfigError(
+                f"model.net.padding=valid: each {kernel_size}x{kernel_size} convolution cuts "
+                f"{kernel_size - 1} pixels and pooling halves the rest, so {height}x{width} images "
+                f"shrink to nothing in block {n} of model.net.channels={list(channels)}; use fewer "
+                "blocks, model.net.padding=same or model.net.pool=none"
+            )
