@@ -232,11 +232,23 @@ def _summarize(
                 f"validation loss was lowest at epoch {overfit} and rose afterwards while training "
                 "loss kept falling: over-fitting (early stopping kept the best checkpoint)"
             )
+    summary.notes.extend(negative_r2_notes({**val_metrics, **test_metrics}))
     if getattr(model, "finetuning", None) is not None:  # what trained when, and why (auto)
         summary.notes.append(model.finetuning.describe())
     for logger in trainer.loggers:
         logger.log_metrics({"params/total": total, "params/trainable": trainable})
     return summary
+
+
+def negative_r2_notes(metrics: dict[str, float]) -> list[str]:
+    """A regression worse than predicting the mean is a failed fit, whatever the MAE looks like."""
+    return [
+        f"{key} = {metrics[key]:.3g} < 0: the model predicts worse than the mean of the targets. "
+        "Usual causes: data.target_scaling=none with targets far from 0, too few epochs, or a "
+        "learning rate far off (try debug=sanity)"
+        for key in ("val/r2", "test/r2")
+        if key in metrics and metrics[key] < 0
+    ]
 
 
 def _best_epoch(rows: list[dict[str, float]], metric: str, mode: str) -> int | None:

@@ -48,6 +48,7 @@ def run_checks(cfg: DictConfig, datamodule: DataModule) -> SanityReport:
     # 256+ samples: the initial loss of one small batch varies too much to compare with chance
     batch = train_batch(fed, max(int(datamodule.batch_size), 256), int(cfg.seed))
     model = build_model(cfg, datamodule.info)
+    model.use_target_scaling(datamodule)  # regression: the net learns the scaled target
     report.add(initial_loss(model, batch, float(options.initial_loss_tol)))
     report.add(gradcheck_layers(model, batch, int(options.gradcheck_samples)))
     report.add(batch_independence(model, batch))
