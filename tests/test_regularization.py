@@ -139,7 +139,9 @@ def test_swa_before_its_first_update_never_stands_in_for_the_model(make_cfg):
     ("averaging", "option"),
     [("swa", "callbacks.swa.start_epoch=0"), ("ema", "callbacks.ema.update_starting_at_epoch=1")],
 )
-def test_averaging_validates_and_checkpoints_the_same_average(make_cfg, tmp_path, averaging, option):
+def test_averaging_validates_and_checkpoints_the_same_average(
+    make_cfg, tmp_path, averaging, option
+):
     """Each epoch's validation scores the average including that epoch (SWA's epoch-0 average is
     the epoch-0 weights, not a copy of the next epoch's), and the best checkpoint holds exactly
     the average that was validated: the summary reproduces the logged best val/loss."""

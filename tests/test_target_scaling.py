@@ -98,7 +98,7 @@ def test_raw_targets_end_with_a_note_on_negative_r2(make_cfg, price_csv):
 
 
 def test_unknown_target_scaling_is_refused(make_cfg, price_csv):
-    with pytest.raises(ConfigError, match="data.target_scaling"):
+    with pytest.raises(ConfigError, match=r"data\.target_scaling"):
         build_data(_price_cfg(make_cfg, price_csv, "data.target_scaling=minmax"))
 
 

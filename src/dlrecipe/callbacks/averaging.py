@@ -43,7 +43,9 @@ class _EvaluateTheAverage(WeightAveraging):
             super().on_validation_epoch_end(trainer, pl_module)
             self._swapped = False
 
-    def _update_for_finished_epoch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _update_for_finished_epoch(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> None:
         # Lightning validates inside the training epoch, before on_train_epoch_end, where an
         # epoch-based update (SWA, EMA's update_starting_at_epoch) happens: validation would
         # score the average without this epoch's weights, and a checkpoint written at the

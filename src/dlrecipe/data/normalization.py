@@ -92,7 +92,9 @@ class TargetScaling:
         if kind not in self.KINDS:
             from dlrecipe.errors import ConfigError
 
-            raise ConfigError(f"data.target_scaling={kind!r} is unknown; use one of {list(self.KINDS)}")
+            raise ConfigError(
+                f"data.target_scaling={kind!r} is unknown; use one of {list(self.KINDS)}"
+            )
         self.kind = kind
         self.mean, self.std = 0.0, 1.0
         self.fitted = kind == "none"

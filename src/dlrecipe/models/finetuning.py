@@ -78,7 +78,8 @@ class Finetuning(BaseFinetuning):
         mode, specs = self.mode, self.stage_specs
         if mode == "auto" and not pretrained:  # nothing to preserve: train it all, at full lr
             specs = [{"epoch": 0, "top": "all", "lr_mult": 1.0}]
-            mode, self.decision = "staged", (
+            mode = "staged"
+            self.decision = (
                 "backbone weights=none (random init): train every block from the start, at the "
                 "head's learning rate"
             )

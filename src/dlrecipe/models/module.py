@@ -277,4 +277,6 @@ def add_identity_target_scaling(model: nn.Module, state_dict: dict[str, Any] | N
     own = model.state_dict()
     for key in ("target_mean", "target_std"):
         if key in own and key not in state_dict:
-            state_dict[key] = torch.zeros_like(own[key]) if key == "target_mean" else torch.ones_like(own[key])
+            state_dict[key] = (
+                torch.zeros_like(own[key]) if key == "target_mean" else torch.ones_like(own[key])
+            )
