@@ -89,13 +89,15 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
             if is_child_rank():  # rank 0 reports the pruning; other ranks just end
                 return RunSummary(str(run_dir), model.info.task, MAIN_METRIC[model.info.task])
             raise_pruned(pruning[0])
+        # Now, before validate / test replace them: train/ metrics (debug=overfit optimizes
+        # train/loss) exist only in the fit's logged metrics.
+        logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = _best_checkpoint(trainer)
         val_metrics, test_metrics = _evaluate_best(trainer, model, datamodule, best)
         summary = _summarize(
             cfg, trainer, model, run_dir, best, val_metrics, test_metrics, fit_seconds
         )
         summary.fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
-        logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
         summary.optimized_value = _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
         summary.total_seconds = time.perf_counter() - started
         summary.record_peak_memory()
