@@ -118,3 +118,21 @@ def test_diabetes_passes_the_sanity_checks_it_failed_on_raw_targets(make_cfg):
     status = {c.name: c.status for c in report.checks}
     assert status["overfit one batch"] == "pass" and status["beats a baseline"] == "pass", status
     assert report.passed
+
+
+def test_a_checkpoint_from_before_target_scaling_still_evaluates(make_cfg, price_csv, tmp_path):
+    """Older regression checkpoints have no target statistics: they trained on the raw target."""
+    cfg = _price_cfg(make_cfg, price_csv, "data.target_scaling=none", "trainer.max_epochs=1",
+                     "report.enabled=false", out="old")  # fmt: skip
+    train(cfg)
+    summary = _summary(cfg)
+    checkpoint = torch.load(summary["best_checkpoint"], weights_only=True)
+    for key in ("target_mean", "target_std"):
+        del checkpoint["state_dict"][key]
+    del checkpoint["DataModule"]["target_scaling"]
+    old = tmp_path / "old" / "checkpoints" / "old.ckpt"
+    torch.save(checkpoint, old)
+    got = evaluate(compose([f"ckpt_path={old}", "trainer.accelerator=cpu",
+                            f"paths.output_dir={tmp_path / 'eval_old'}",
+                            "trainer.enable_progress_bar=false"], "eval"))  # fmt: skip
+    assert got["test/mae"] == pytest.approx(summary["test_metrics"]["test/mae"], abs=1e-6)
