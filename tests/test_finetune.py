@@ -309,3 +309,41 @@ def test_tagged_timm_names_and_the_trained_input_size_travel(tmp_path: Path) -> 
 def test_classes_must_be_a_list(make_cfg) -> None:
     with pytest.raises(ConfigError, match=r"data.classes=5 must be a list"):
         _ = build_data(make_cfg("data.classes=5")).data
+
+
+# -- with the report on: Grad-CAM and the other inside-the-model figures ----------------------
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["model/finetuning=feature_extraction", "model.finetuning.cache_features=true"],
+        ["model/finetuning=auto", "data.similar_to_pretraining=true"],  # small, similar: frozen
+    ],
+    ids=["cached_features", "auto_frozen"],
+)
+def test_frozen_backbone_runs_end_to_end_with_the_report(
+    make_cfg, timm_file: Path, tmp_path: Path, mode: list[str]
+) -> None:
+    cfg = make_cfg(*TIMM, *DIGITS_FEW, f"model.net.backbone.weights={timm_file}", *mode,
+                   "trainer.max_epochs=1", "report.cam_samples=2")  # fmt: skip
+    assert train(cfg) is not None
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert any("backbone stays frozen" in n for n in summary["notes"]), summary["notes"]
+    for figure in ("gradcam.png", "activations.png", "filters.png", "filter_patterns.png"):
+        assert (run / "report" / figure).is_file(), figure
+    assert "Grad-CAM" in (run / "report" / "index.html").read_text()
+
+
+def test_weights_none_means_training_from_scratch(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg(*TIMM, *DIGITS_FEW, "model.net.backbone.weights=none", "model/finetuning=auto",
+                   "trainer.max_epochs=1", "report.cam_samples=2")  # fmt: skip
+    trainer, model = fit(cfg)
+    assert model.net.pretrained is False
+    assert all(p.requires_grad for p in model.net.parameters())  # every block trains ...
+    rates = {g["initial_lr"] for g in trainer.optimizers[0].param_groups}
+    assert rates == {trainer.optimizers[0].param_groups[0]["initial_lr"]}  # ... at the head's lr
+    assert "weights=none" in model.finetuning.describe()
+    # with a pretrained backbone the same data keeps the base frozen (the test above)
+    auto = Finetuning(mode="auto")
+    assert auto.make_plan(["a", "b"], 200, similar=True, pretrained=True) == []
+    assert auto.make_plan(["a", "b"], 200, similar=True, pretrained=False)[0].blocks == ("a", "b")

@@ -61,6 +61,8 @@ CASES = [
      "inputs_reach_the_net_scaled", "warning", "data/normalization"),
     (["model=finetune", "data/normalization=standardize"], "pretrained_inputs_normalized_once",
      "warning", "data/normalization"),
+    (["experiment=diabetes_mlp", "model.loss=huber", "data.target_scaling=none"],
+     "huber_delta_needs_scaled_targets", "warning", "data.target_scaling"),
     (["model=finetune", "model/finetuning=feature_extraction", "model.finetuning.cache_features=true",
       "data/augmentation=light"], "feature_cache_without_augmentation", "error",
      "model.finetuning.cache_features"),

@@ -133,3 +133,32 @@ def test_swa_before_its_first_update_never_stands_in_for_the_model(make_cfg):
     summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
     assert summary["best_epoch"] > 1
     assert summary["test_metrics"]["test/acc"] > 0.5  # untrained weights score about 0.1-0.4
+
+
+@pytest.mark.parametrize(
+    ("averaging", "option"),
+    [("swa", "callbacks.swa.start_epoch=0"), ("ema", "callbacks.ema.update_starting_at_epoch=1")],
+)
+def test_averaging_validates_and_checkpoints_the_same_average(
+    make_cfg, tmp_path, averaging, option
+):
+    """Each epoch's validation scores the average including that epoch (SWA's epoch-0 average is
+    the epoch-0 weights, not a copy of the next epoch's), and the best checkpoint holds exactly
+    the average that was validated: the summary reproduces the logged best val/loss."""
+    cfg = make_cfg(*WINE, "trainer.max_epochs=3", "callbacks.early_stopping=null",
+                   f"callbacks={averaging}", option, "callbacks.progress_bar=null",
+                   "callbacks.model_summary=null", run_dir=tmp_path / averaging)  # fmt: skip
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    rows = [r for r in _history(run) if "val/loss" in r]
+    losses = [r["val/loss"] for r in rows]
+    assert len(set(losses)) == len(losses), losses  # no epoch validates a stale average
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["val_metrics"]["val/loss"] == pytest.approx(min(losses), abs=1e-6)
+
+
+def _history(run: Path) -> list[dict[str, float]]:
+    import csv
+
+    with open(run / "history.csv") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]

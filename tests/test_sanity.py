@@ -143,3 +143,71 @@ def test_overlapping_splits_and_imbalance_are_reported(make_cfg):
     assert class_balance(dm, max_ratio=3.0).status == "pass"  # 63 % / 37 %: ratio 1.7
     balance = class_balance(dm, max_ratio=1.5)
     assert balance.status == "warn" and "majority" in balance.hint
+
+
+# -- "beats a baseline": a one-sided test with the variance of the validation samples ---------
+def _predictions(per_class_correct: list[int], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced true labels, `size` per class; class c has per_class_correct[c] right answers."""
+    k = len(per_class_correct)
+    y_true = np.repeat(np.arange(k), size)
+    y_pred = (y_true + 1) % k  # wrong ...
+    for c, right in enumerate(per_class_correct):
+        y_pred[c * size : c * size + right] = c  # ... except the first `right` of each class
+    return y_true, y_pred
+
+
+def test_chance_criterion_on_numbers():
+    from dlrecipe.sanity.baseline import beats_chance, beats_mean, chance_rate
+
+    assert chance_rate(np.array([0, 0, 1, 2])) == 0.5  # the largest class share
+    # digits: 270 validation images, 27 per class. 41 right (0.152, what a model on shuffled
+    # labels reached at seed 42) spread over the classes: above the old bar of chance + 2 SE
+    # (0.1365), but not beyond noise at p < 0.001 (binomial z = 2.9)
+    spread = _predictions([4, 4, 4, 4, 4, 4, 4, 4, 4, 5], 27)
+    assert (spread[0] == spread[1]).sum() == 41 and not beats_chance(*spread)[0]
+    # 47 right (0.174) is beyond binomial noise (z = 4.1) when spread evenly over the classes ...
+    assert beats_chance(*_predictions([5, 5, 5, 5, 5, 5, 5, 4, 4, 4], 27))[0]
+    # ... but not when three classes carry them: whole groups of similar images go one way
+    # together, which is how a model on shuffled labels gets lucky (clustered standard error)
+    clustered = _predictions([20, 15, 9, 1, 1, 1, 0, 0, 0, 0], 27)
+    ok, p_value, se = beats_chance(*clustered)
+    assert not ok and p_value > 0.01 and se > 2 * np.sqrt(0.1 * 0.9 / 270)
+    assert beats_chance(*_predictions([26, 27, 27, 25, 27, 26, 27, 27, 26, 27], 27))[0]  # healthy
+    # wine: 27 samples in 3 classes of 9; 26 right passes, 16 right may be luck
+    assert beats_chance(*_predictions([9, 9, 8], 9))[0]
+    assert not beats_chance(*_predictions([9, 5, 2], 9))[0]
+    rng = np.random.default_rng(0)
+    base = np.abs(rng.normal(size=100))
+    assert beats_mean(0.3 * base, base)[0]
+    assert not beats_mean(base + 0.01 * rng.normal(size=100), base)[0]
+
+
+def test_shuffled_labels_on_digits_at_the_default_seed_fail_the_baseline(make_cfg):
+    # The whole suite at its defaults and seed 42, as `debug=sanity sanity.shuffle_labels=true`
+    # runs it: a model on shuffled labels reached 0.15 here and passed the old bar (0.1365).
+    checks = _failing_run(
+        make_cfg("experiment=digits_cnn", "debug=sanity", "sanity.shuffle_labels=true")
+    )
+    baseline = checks["beats a baseline"]
+    assert baseline["status"] == "fail", baseline["measured"]
+    assert baseline["values"]["p_value"] >= baseline["values"]["alpha"]
+    assert {c["status"] for n, c in checks.items() if n != "beats a baseline"} <= {"pass", "warn"}
+
+
+def test_balanced_shuffle_leaves_no_agreement_with_the_true_labels():
+    from dlrecipe.sanity import balanced_shuffle
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice(3, size=397, p=[0.63, 0.3, 0.07])
+    for seed in range(5):
+        shuffled = balanced_shuffle(labels, np.random.default_rng(seed))
+        assert np.array_equal(np.sort(shuffled), np.sort(labels))  # the same labels, moved
+        table = np.zeros((3, 3))
+        np.add.at(table, (labels, shuffled), 1)
+        counts = np.bincount(labels)
+        assert np.abs(table - np.outer(counts, counts) / len(labels)).max() < 2.0
+    # a plain permutation of these labels misses independence by more (here by 3-7 samples)
+    plain = labels[np.random.default_rng(1).permutation(len(labels))]
+    table = np.zeros((3, 3))
+    np.add.at(table, (labels, plain), 1)
+    assert np.abs(table - np.outer(counts, counts) / len(labels)).max() > 2.0

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from dlrecipe.errors import ConfigError
-from dlrecipe.models.module import CONFIG_KEY
+from dlrecipe.models.module import CONFIG_KEY, add_identity_target_scaling
 from dlrecipe.trust import trusted_config
 
 
@@ -110,6 +110,7 @@ def check_compatible(checkpoint: dict[str, Any], model: nn.Module, ckpt_path: st
     saved = checkpoint.get("state_dict")
     if saved is None:
         raise ConfigError(f"ckpt_path={str(ckpt_path)!r} holds no model weights (no state_dict)")
+    add_identity_target_scaling(model, saved)  # regression checkpoints from before scaling
     own = model.state_dict()
     missing = sorted(set(own) - set(saved))
     unexpected = sorted(set(saved) - set(own))

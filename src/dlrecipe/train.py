@@ -112,6 +112,9 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
             if is_child_rank():  # rank 0 reports the pruning; other ranks just end
                 return RunSummary(str(run_dir), model.info.task, MAIN_METRIC[model.info.task])
             raise_pruned(pruning[0])
+        # Now, before validate / test replace them: train/ metrics (debug=overfit optimizes
+        # train/loss) exist only in the fit's logged metrics.
+        logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = _best_checkpoint(trainer)
         val_metrics, test_metrics = _evaluate_best(trainer, model, datamodule, best)
         summary = _summarize(
@@ -119,7 +122,6 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         )
         summary.fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
         summary.notes[:0] = datamodule.data.notes  # rows dropped, images converted at load
-        logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
         summary.optimized_value = _optimized_value(cfg, {**logged, **val_metrics, **test_metrics})
         if cfg.get("refit"):  # a fresh model on train + val for best_epoch epochs (refit.py)
             summary.refit = refit(cfg, datamodule, summary)
@@ -258,6 +260,7 @@ def _summarize(
                 f"validation loss was lowest at epoch {overfit} and rose afterwards while training "
                 "loss kept falling: over-fitting (early stopping kept the best checkpoint)"
             )
+    summary.notes.extend(negative_r2_notes({**val_metrics, **test_metrics}))
     diagnose(summary, cfg, trainer, model, rows)  # next_steps: what to try next, from these numbers
     summary.versions = versions()  # libraries and git commit: what reproduces this result
     if getattr(model, "finetuning", None) is not None:  # what trained when, and why (auto)
@@ -265,6 +268,17 @@ def _summarize(
     for logger in trainer.loggers:
         logger.log_metrics({"params/total": total, "params/trainable": trainable})
     return summary
+
+
+def negative_r2_notes(metrics: dict[str, float]) -> list[str]:
+    """A regression worse than predicting the mean is a failed fit, whatever the MAE looks like."""
+    return [
+        f"{key} = {metrics[key]:.3g} < 0: the model predicts worse than the mean of the targets. "
+        "Usual causes: data.target_scaling=none with targets far from 0, too few epochs, or a "
+        "learning rate far off (try debug=sanity)"
+        for key in ("val/r2", "test/r2")
+        if key in metrics and metrics[key] < 0
+    ]
 
 
 def _best_epoch(rows: list[dict[str, float]], metric: str, mode: str) -> int | None:

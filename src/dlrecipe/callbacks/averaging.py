@@ -33,6 +33,7 @@ class _EvaluateTheAverage(WeightAveraging):
         return self._average_model is not None and int(self._average_model.n_averaged) > 0
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._update_for_finished_epoch(trainer, pl_module)
         if self._has_average():
             super().on_validation_epoch_start(trainer, pl_module)
             self._swapped = True
@@ -41,6 +42,23 @@ class _EvaluateTheAverage(WeightAveraging):
         if getattr(self, "_swapped", False):
             super().on_validation_epoch_end(trainer, pl_module)
             self._swapped = False
+
+    def _update_for_finished_epoch(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> None:
+        # Lightning validates inside the training epoch, before on_train_epoch_end, where an
+        # epoch-based update (SWA, EMA's update_starting_at_epoch) happens: validation would
+        # score the average without this epoch's weights, and a checkpoint written at the
+        # epoch's end would hold another average than the one validated. Do the update first;
+        # the parent's on_train_epoch_end then skips it (_latest_update_epoch).
+        epoch, loop = trainer.current_epoch, trainer.fit_loop.epoch_loop
+        if (
+            trainer.state.fn == "fit" and not trainer.sanity_checking
+            and self._average_model is not None and loop.batch_progress.is_last_batch
+            and epoch > self._latest_update_epoch and self.should_update(epoch_idx=epoch)
+        ):  # fmt: skip
+            self._average_model.update_parameters(pl_module)
+            self._latest_update_epoch = epoch
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:  # fmt: skip
         if self._has_average():

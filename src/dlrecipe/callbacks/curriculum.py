@@ -161,6 +161,7 @@ def column_scores(datamodule, column: str) -> np.ndarray:
 
 def loss_prepass(pl_module: pl.LightningModule, datamodule, epochs: int) -> np.ndarray:
     """Each training sample's loss under a copy of the model trained briefly on the training part."""
+    pl_module.use_target_scaling(datamodule)  # callbacks set up before the model: take it now
     net = copy.deepcopy(pl_module.net).to(pl_module.device)  # the run's own model stays untouched
     optimizer = build_optimizer(pl_module.optimizer_factory, net)
     loss_fn, task = copy.deepcopy(pl_module.loss_fn), pl_module.info.task
@@ -176,7 +177,8 @@ def loss_prepass(pl_module: pl.LightningModule, datamodule, epochs: int) -> np.n
             for start in range(0, len(order), datamodule.batch_size):
                 for x, y in datamodule.batches(order[start : start + datamodule.batch_size]):
                     x = datamodule.prepare_inputs(x.to(device))
-                    loss = loss_fn(*loss_inputs(net(x), y.to(device), task))
+                    y = pl_module.scale_target(y.to(device))  # regression: as the net learns it
+                    loss = loss_fn(*loss_inputs(net(x), y, task))
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
@@ -186,7 +188,7 @@ def loss_prepass(pl_module: pl.LightningModule, datamodule, epochs: int) -> np.n
         with torch.no_grad():
             for x, y in datamodule.batches(train):
                 x = datamodule.prepare_inputs(x.to(device))
-                loss = loss_fn(*loss_inputs(net(x), y.to(device), task))
+                loss = loss_fn(*loss_inputs(net(x), pl_module.scale_target(y.to(device)), task))
                 per_sample.append(loss.reshape(len(y), -1).mean(1).cpu())
     scores[train] = torch.cat(per_sample).double().numpy()
     return scores

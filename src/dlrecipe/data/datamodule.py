@@ -32,7 +32,7 @@ from dlrecipe.data.loaders import (
     TensorBatches,
     to_float,
 )
-from dlrecipe.data.normalization import Standardize
+from dlrecipe.data.normalization import Standardize, TargetScaling
 from dlrecipe.data.sources.base import SourceData, refuse_shadowed_parameters, select_classes
 from dlrecipe.data.splits import Fold, HoldoutSplit
 from dlrecipe.errors import ConfigError
@@ -54,6 +54,7 @@ class DataModule(pl.LightningDataModule):
         fast_path: bool = True,
         classes: list | None = None,
         similar_to_pretraining: bool = True,
+        target_scaling: str = "standardize",
         **source_args: Any,
     ):
         super().__init__()
@@ -82,6 +83,8 @@ class DataModule(pl.LightningDataModule):
         # until train.py walks through them all with for_fold().
         self.fold_index = getattr(split, "fold", None) or 0
         self._unfitted_normalization = copy.deepcopy(normalization)
+        # Regression targets: mean / std of the training split (data/normalization.py).
+        self.target_scaling = TargetScaling(target_scaling)
         self._data: SourceData | None = None
         self._folds: list[Fold] | None = None
         self._restored_test: np.ndarray | None = None
@@ -121,6 +124,7 @@ class DataModule(pl.LightningDataModule):
         twin.fold_index = index
         twin.seed = self.seed if seed is None else seed
         twin.normalization = copy.deepcopy(self._unfitted_normalization)
+        twin.target_scaling = TargetScaling(self.target_scaling.kind)
         twin._restored_test = None
         return twin
 
@@ -139,6 +143,8 @@ class DataModule(pl.LightningDataModule):
             )
         if not self.normalization.fitted:
             self.normalization.fit(self._float_batches(fold.train))
+        if not self.target_scaling.fitted and self.info.task == "regression":
+            self.target_scaling.fit(self.data.targets[torch.as_tensor(fold.train)])
         self.prepare_augmentation()
 
     def prepare_augmentation(self) -> None:
@@ -243,6 +249,7 @@ class DataModule(pl.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         return {
             "normalization": self.normalization.state_dict(),
+            "target_scaling": self.target_scaling.state_dict(),
             "fold": self.fold_index,
             "test_indices": torch.as_tensor(self.fold.test),
             "info": self.info.to_dict(),
@@ -250,6 +257,10 @@ class DataModule(pl.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.normalization.load_state_dict(state["normalization"])
+        # Checkpoints from before target scaling trained on the raw target: mean 0, std 1.
+        self.target_scaling.load_state_dict(
+            state.get("target_scaling", {"kind": "none", "mean": 0.0, "std": 1.0})
+        )
         self.fold_index = int(state.get("fold", self.fold_index))
         self._restored_test = np.asarray(state["test_indices"])
 

@@ -126,3 +126,17 @@ def sweep_params(cfg: DictConfig) -> dict:
         if HydraConfig.initialized():
             params = get(HydraConfig.get(), "sweeper.params")
     return dict(params or {})
+
+
+@rule
+def huber_delta_needs_scaled_targets(cfg: DictConfig) -> list[Finding]:
+    # Huber's delta (1) is in the units the net learns: target std units when targets are
+    # scaled, raw units otherwise, where it makes Huber MAE for targets in the hundreds.
+    if get(cfg, "model.loss") == "huber" and get(cfg, "data.target_scaling") == "none":
+        return [warning(
+            "data.target_scaling",
+            "none with model.loss=huber: Huber's delta of 1 is then in the raw target's units "
+            "(plain MAE for targets in the hundreds, and regression targets far from 0 train "
+            "slowly); keep data.target_scaling=standardize, where delta is 1 target std",
+        )]  # fmt: skip
+    return []

@@ -72,9 +72,18 @@ class Finetuning(BaseFinetuning):
         self._late: dict[int, torch.nn.Parameter] = {}  # unfrozen after DDP wrapped the model
 
     # -- the plan ---------------------------------------------------------------------------
-    def make_plan(self, blocks: list[str], n_train: int, similar: bool) -> list[Stage]:
+    def make_plan(
+        self, blocks: list[str], n_train: int, similar: bool, pretrained: bool = True
+    ) -> list[Stage]:
         mode, specs = self.mode, self.stage_specs
-        if mode == "auto":
+        if mode == "auto" and not pretrained:  # nothing to preserve: train it all, at full lr
+            specs = [{"epoch": 0, "top": "all", "lr_mult": 1.0}]
+            mode = "staged"
+            self.decision = (
+                "backbone weights=none (random init): train every block from the start, at the "
+                "head's learning rate"
+            )
+        elif mode == "auto":
             mode, specs, self.decision = self._auto(len(blocks), n_train, similar)
         if mode == "feature_extraction":
             return []
@@ -171,7 +180,8 @@ class Finetuning(BaseFinetuning):
         datamodule = trainer.datamodule
         n_train = len(datamodule.fold.train)
         similar = getattr(datamodule, "similar_to_pretraining", True)
-        self.plan = self.make_plan(list(net.blocks), n_train, bool(similar))
+        pretrained = bool(getattr(net, "pretrained", True))
+        self.plan = self.make_plan(list(net.blocks), n_train, bool(similar), pretrained)
         if self.cache_features and datamodule.augmentation.ops:
             raise ConfigError(
                 "model.finetuning.cache_features=true computes each training image's features "

@@ -75,6 +75,11 @@ class LitModel(pl.LightningModule):
         self.loss_fn = build_loss(loss, self.info, label_smoothing)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.main_metric = MAIN_METRIC[self.info.task]
+        if self.info.task == "regression":
+            # The net learns (y - mean) / std; metrics and predictions are in y's own units. Set
+            # from the DataModule's training split at fit (setup); saved with the weights.
+            self.register_buffer("target_mean", torch.zeros(()))
+            self.register_buffer("target_std", torch.ones(()))
         metrics = build_metrics(self.info)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -94,7 +99,35 @@ class LitModel(pl.LightningModule):
             self._compiled = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        """The net's outputs; for regression in the target's original units."""
+        return self.to_target_units(self.net(x))
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self._trainer is not None:
+            self.use_target_scaling(self.trainer.datamodule)
+
+    def use_target_scaling(self, datamodule: Any) -> None:
+        """Take the DataModule's fitted target statistics (regression; a no-op otherwise)."""
+        scaling = getattr(datamodule, "target_scaling", None)
+        if self.info.task == "regression" and scaling is not None and scaling.fitted:
+            self.target_mean.fill_(scaling.mean)
+            self.target_std.fill_(scaling.std)
+
+    def scale_target(self, y: torch.Tensor) -> torch.Tensor:
+        """Targets in the units the net learns: (y - mean) / std for regression."""
+        if self.info.task != "regression":
+            return y
+        return (y - self.target_mean) / self.target_std
+
+    def to_target_units(self, out: torch.Tensor) -> torch.Tensor:
+        """The net's regression outputs back in the target's units (identity for classes)."""
+        if self.info.task != "regression":
+            return out
+        return out * self.target_std + self.target_mean
+
+    def data_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of raw net outputs against targets in their original units."""
+        return self.loss_fn(*loss_inputs(out, self.scale_target(y), self.info.task))
 
     # Lightning sets _current_fx_name around each of the dozen hook calls of a step, and the
     # epoch sums below change every step: nn.Module.__setattr__'s parameter / buffer / module
@@ -115,12 +148,13 @@ class LitModel(pl.LightningModule):
             self.regularization.perturb()
         out = self.net(x)
         task = self.info.task
-        loss = self.loss_fn(*loss_inputs(out, y, task))
+        loss = self.data_loss(out, y)
         # Epoch means summed on the device and logged once, at the epoch's last batch: a
         # self.log call or a torchmetrics update per step costs more than a small model's step.
         n = len(y)
         self._loss_sum.add_(loss.detach(), alpha=n)  # in place: no new tensors per step
-        self._score_sum.add_(batch_score_sum(out.detach(), hard_targets(y, task), task))
+        scored = self.to_target_units(out.detach())  # the main metric in the target's units
+        self._score_sum.add_(batch_score_sum(scored, hard_targets(y, task), task))
         self._count += n
         if self._penalized:  # train/loss stays the data loss, comparable with val/loss
             penalty = self.regularization.penalty()
@@ -155,7 +189,7 @@ class LitModel(pl.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        return predict_proba(self.net(x), self.info.task)
+        return predict_proba(self(x), self.info.task)
 
     # Evaluation, like training, sums on the device per batch and logs once per epoch (in the
     # epoch-end hooks): Lightning's per-batch self.log bookkeeping cost more than a small
@@ -187,7 +221,8 @@ class LitModel(pl.LightningModule):
         x, y = batch
         out = self.net(x)
         task = self.info.task
-        loss = self.loss_fn(*loss_inputs(out, y, task))
+        loss = self.data_loss(out, y)
+        out = self.to_target_units(out)  # metrics in the target's units
         n = len(y)
         score = batch_score_sum(out, y, task)
         self._eval_sums.add_(torch.stack([loss * n, score.to(loss.dtype), loss.new_tensor(n)]))
@@ -241,7 +276,22 @@ class LitModel(pl.LightningModule):
             checkpoint[CONFIG_KEY] = self.run_config
         checkpoint[VERSIONS_KEY] = versions()  # eval warns when torch / Lightning moved since
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        add_identity_target_scaling(self, checkpoint.get("state_dict"))
+
     def parameter_counts(self) -> tuple[int, int]:
         total = sum(p.numel() for p in self.net.parameters())
         trainable = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
         return total, trainable
+
+
+def add_identity_target_scaling(model: nn.Module, state_dict: dict[str, Any] | None) -> None:
+    """Checkpoints written before target scaling trained on the raw target: mean 0, std 1."""
+    if state_dict is None:
+        return
+    own = model.state_dict()
+    for key in ("target_mean", "target_std"):
+        if key in own and key not in state_dict:
+            state_dict[key] = (
+                torch.zeros_like(own[key]) if key == "target_mean" else torch.ones_like(own[key])
+            )

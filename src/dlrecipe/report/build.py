@@ -148,6 +148,9 @@ def _inside(
     ][:n]
     picks = [*order[:n], *correct]
     x = datamodule.prepare_inputs(raw[torch.as_tensor(picks)].to(next(model.parameters()).device))
+    # Grad-CAM needs the gradient at the target layer; under a frozen backbone (feature
+    # extraction, cached features) no weight below it requires one, so the input does.
+    x = x.detach().requires_grad_(True)
     classes = [
         int(probs[i] >= 0.5) if info.task == "binary" else int(probs[i].argmax()) for i in picks
     ]
@@ -162,7 +165,7 @@ def _inside(
     mistakes.image_grid(
         to_float(raw[torch.as_tensor(picks)]).numpy(), titles, out / "gradcam.png", overlays=maps
     )
-    inside.activations(model, x[0], out / "activations.png")
+    inside.activations(model, x[0].detach(), out / "activations.png")
     inside.first_filters(model, out / "filters.png")
     inside.filter_patterns(model, layer, tuple(info.input_shape), out / "filter_patterns.png")
     return [

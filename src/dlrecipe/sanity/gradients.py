@@ -71,7 +71,7 @@ def gradcheck_layers(
     task = model.info.task
     with torch.no_grad():
         out = net(x).detach().clone().requires_grad_(True)
-    y = batch[1][:samples]
+    y = model.scale_target(batch[1][:samples])
     loss_fn = copy.deepcopy(model.loss_fn).double()
 
     def loss_of(outputs: torch.Tensor) -> torch.Tensor:

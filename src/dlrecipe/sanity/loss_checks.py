@@ -40,6 +40,7 @@ def train_batch(datamodule: DataModule, size: int, seed: int) -> tuple[torch.Ten
 def initial_loss(model: LitModel, batch: tuple[torch.Tensor, torch.Tensor], tol: float) -> Check:
     x, y = batch
     task = model.info.task
+    y = model.scale_target(y)  # regression: in the units the net learns (data.target_scaling)
     model.train()  # as the first training step sees it: batch-norm on batch statistics
     with torch.no_grad():
         out = model.net(x)
@@ -111,8 +112,8 @@ class _StopWhenMemorized(pl.Callback):
         task = pl_module.info.task
         with torch.no_grad():
             out = pl_module.net(x)
-            self.losses.append(float(pl_module.loss_fn(*loss_inputs(out, y, task))))
-            score = float(batch_score(out, y, task))
+            self.losses.append(float(pl_module.data_loss(out, y)))
+            score = float(batch_score(pl_module.to_target_units(out), y, task))
         self.scores.append(score)
         reached = score >= self.goal if self.higher else score <= self.goal
         if reached and self.reached_at is None:
@@ -141,6 +142,7 @@ def overfit_one_batch(cfg: DictConfig, datamodule: DataModule, batch, max_steps:
     if plain.model.get("regularization") is not None:  # L1 / elastic net, max-norm, activity: off
         plain.model.regularization = None
     model = without_regularization(build_model(plain, datamodule.info))
+    model.use_target_scaling(datamodule)
     task = model.info.task
     x, y = batch
     if task == "regression":  # memorized = MAE a small fraction of the mean predictor's

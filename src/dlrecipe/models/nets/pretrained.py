@@ -45,6 +45,8 @@ class PretrainedNet(nn.Module):
             raise ConfigError(f"model.net.dropout={dropout} must be in [0, 1)")
         parts = build_backbone(**backbone)
         self.name = backbone.get("name") or backbone.get("source")
+        # weights=none: a random backbone, which model/finetuning=auto then trains from scratch
+        self.pretrained = backbone.get("weights", "hub") not in (None, "none", "None", "")
         self.backbone, self.num_features = parts.module, parts.num_features
         self.in_chans = parts.in_chans
         if input_size is None:
