@@ -22,7 +22,14 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from dlrecipe.builders import CONF_DIR, build_data, build_model, build_trainer, effective_batch_size
+from dlrecipe.builders import (
+    CONF_DIR,
+    build_data,
+    build_model,
+    build_trainer,
+    check_trainer_keys,
+    effective_batch_size,
+)
 from dlrecipe.callbacks.history import History
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
@@ -45,6 +52,7 @@ def train(cfg: DictConfig) -> float | None:
         cfg = resume_config(cfg)
     cfg = name_trial_runs(cfg)
     run_lint(cfg)  # known config mistakes, before any data is loaded (extras.lint=false: off)
+    check_trainer_keys(cfg.trainer)  # a mistyped trainer.<flag> fails before the data loads
     datamodule = build_data(cfg)
     check_metric_names(cfg, datamodule.info)
     if cfg.get("sanity"):  # debug=sanity: the sanity suite instead of a fit (exit 1 on a failure)
