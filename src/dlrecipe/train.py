@@ -65,6 +65,10 @@ def train(cfg: DictConfig) -> float | None:
         from dlrecipe.cv.runner import cross_validate
 
         return cross_validate(cfg, datamodule, fit_fold)
+    if len(datamodule.folds) > 1:  # one fold of K (a multirun job): seeded as cross_validate does
+        from dlrecipe.cv.runner import one_fold
+
+        datamodule, cfg = one_fold(cfg, datamodule)
     return fit_fold(cfg, datamodule).optimized_value
 
 
