@@ -126,6 +126,8 @@ def aggregate(
 def ensemble_metrics(tables: list[pd.DataFrame], info: DataInfo) -> dict[str, float]:
     """Average the folds' test predictions sample by sample and score them like one model."""
     prob_columns = [c for c in tables[0].columns if c.startswith("prob_")] or ["prediction"]
+    if info.task == "binary":  # the positive class's column (one per class since both are written)
+        prob_columns = [f"prob_{info.class_names[1]}"]
     stacked = np.stack(
         [t.sort_values("index")[prob_columns].to_numpy(dtype=np.float64) for t in tables]
     )
