@@ -22,6 +22,7 @@ class Command:
     text: str  # as written (continuations joined, comment dropped)
     line: int  # where it starts in README.md
     expects_error: bool = False  # the README shows it stopping with `error:`
+    shown_with_output: bool = False  # a `$ ` line of an output block (a demonstration)
 
     @property
     def argv(self) -> list[str]:
@@ -78,7 +79,7 @@ def readme_commands(path: Path = README) -> list[Command]:
                             break
                         printed.append(after)
                     failed = any(p.startswith("error:") for p in printed)
-                    commands.append(Command(raw[2:].strip(), start + offset, failed))
+                    commands.append(Command(raw[2:].strip(), start + offset, failed, True))
     return commands
 
 

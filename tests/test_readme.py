@@ -13,6 +13,7 @@ how to run fails, so a new README command must be taught here.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,7 @@ KNOWN_BROKEN = {
 }
 COMMANDS = readme_commands()
 RUNS: dict[str, Path] = {}  # label -> run directory, for the commands that use an earlier run
+MERGED: dict[int, list[Command]] = {}  # filled below, once the helpers exist
 DONE: dict[str, Path] = {}  # composed config -> its run: commands that are the same run once
 
 
@@ -176,6 +178,9 @@ def run_train(command: Command, workspace: Path, monkeypatch) -> None:
             train(at(compose([*cfg_args(args, folds), f"data.split.fold={fold}", *scale]),
                      multirun / str(i)))  # fmt: skip
         return
+    group = MERGED.get(command.line)
+    if group:  # plain overrides of the default run, merged with others on other keys (one run)
+        cfg = compose([*(a for c in group for a in overrides(c)), *scale])
     same = OmegaConf.to_yaml({k: v for k, v in cfg.items() if k != "paths"}, resolve=False)
     if same in DONE and not resume:  # the same run as an earlier command's: reuse it
         run = DONE[same]
@@ -191,6 +196,39 @@ def run_train(command: Command, workspace: Path, monkeypatch) -> None:
         RUNS["default"] = run
     if "churn.csv" in command.text:
         RUNS["table"] = run
+
+
+def merge_groups(commands: list[Command], size: int = 6) -> dict[int, list[Command]]:
+    """Plain `python -m dlrecipe.train key=value ...` commands of the default experiment whose
+    keys do not overlap (none is the other's prefix), grouped so that each group is one run."""
+    groups: list[list[Command]] = []
+    for command in commands:
+        argv = words(command)
+        if handler(command) is not run_train or command.shown_with_output or argv[0] == "make":
+            continue
+        if any(a.startswith(UNMERGED) or re.search(r"\.(csv|npy|pth)$", a) for a in argv[3:]):
+            continue  # its own experiment, data, files or demonstration: a run of its own
+        keys = [_key(a) for a in argv[3:]]
+        for group in groups:
+            taken = [_key(a) for c in group for a in words(c)[3:]]
+            if len(group) < size and not any(_overlap(k, t) for k in keys for t in taken):
+                group.append(command)
+                break
+        else:
+            groups.append([command])
+    return {c.line: g for g in groups if len(g) > 1 for c in g}
+
+
+UNMERGED = ("experiment=", "data=", "debug=", "resume=", "hparams_search=", "model=", "-m",
+            "model.optimizer.lr=", "logger=", "callbacks.curriculum.difficulty=")  # fmt: skip
+
+
+def _key(arg: str) -> str:
+    return arg.split("=", 1)[0].lstrip("+~").replace("/", ".")
+
+
+def _overlap(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
 
 
 def cfg_args(args: list[str], drop: str) -> list[str]:
@@ -316,3 +354,6 @@ def check_script(command: Command, workspace: Path, monkeypatch) -> None:
     else:  # a shell launcher: valid syntax, and its Hydra overrides compose
         assert subprocess.run(["bash", "-n", str(path)], timeout=30).returncode == 0
         compose([a for a in argv if "=" in a])
+
+
+MERGED.update(merge_groups(COMMANDS))
