@@ -175,3 +175,45 @@ def test_a_constant_lr_steps_no_scheduler_unless_it_warms_up(make_cfg, warmup):
         assert set(lrs) == {peak}
     else:  # the warm-up ramps to the optimizer's LR, then holds it
         assert lrs[0] < peak / 100 and lrs[-1] == pytest.approx(peak)
+
+
+def _lr_per_step(cfg) -> tuple[list[float], int]:
+    """The learning rate of every optimizer step of a short real fit, and the number of steps."""
+    data = build_data(cfg)
+    model = build_model(cfg, data.info)
+    lrs = []
+
+    class Record(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer = pl.Trainer(
+        accelerator="cpu", max_epochs=3, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()],
+        num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    return lrs, trainer.global_step
+
+
+SCHEDULES = sorted(
+    p.stem for p in (Path(__file__).parents[1] / "conf/model/scheduler").glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_warmup_frac_ramps_every_schedule_up_to_the_optimizer_lr(make_cfg, name):
+    cfg = make_cfg(*WINE, "data.batch_size=16", f"model/scheduler={name}",
+                   "model.scheduler.warmup_frac=0.3")  # fmt: skip
+    lrs, steps = _lr_per_step(cfg)
+    peak, warmup = cfg.model.optimizer.lr, int(0.3 * steps)
+    assert lrs[0] < 0.2 * peak, name  # starts low ...
+    top = max(range(len(lrs)), key=lambda i: (lrs[i], -i))
+    assert abs(top - warmup) <= 1, (name, top, warmup)  # ... and peaks where the warm-up ends
+    assert lrs[top] == pytest.approx(peak, rel=0.05), name
+
+
+def test_onecycle_refuses_a_zero_warmup_naming_it(make_cfg):
+    cfg = make_cfg(*WINE, "model/scheduler=onecycle", "model.scheduler.warmup_frac=0")
+    with pytest.raises(ConfigError, match=r"warmup_frac=0.*onecycle always warms up"):
+        _lr_per_step(cfg)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from hydra.core.config_store import ConfigStore
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
@@ -35,6 +36,20 @@ def _run_dir(resume: str | None, fresh: str, resumed: str | None = None) -> str:
 
 
 OmegaConf.register_new_resolver("dlrecipe_run_dir", _run_dir, replace=True)
+
+
+def _open_node() -> DictConfig:
+    node = OmegaConf.create({})
+    OmegaConf.set_struct(node, False)
+    return node
+
+
+# conf/trainer/default.yaml starts from this node: its keys stay open (not struct), so every
+# Lightning Trainer flag can be set as trainer.<flag>=... without a leading +; check_trainer_keys
+# then refuses names the Trainer does not take.
+ConfigStore.instance().store(group="trainer", name="any_lightning_flag", node=_open_node())
+
+TRAINER_TARGETS = ("lightning.pytorch.Trainer", "pytorch_lightning.Trainer", "lightning.Trainer")
 
 
 def instantiate(config: Any, **kwargs: Any) -> Any:
@@ -125,8 +140,28 @@ def check_devices(trainer: DictConfig) -> None:
         )
 
 
+def check_trainer_keys(trainer: DictConfig) -> None:
+    """A trainer.<key> that Lightning's Trainer does not take fails now, naming the key."""
+    import difflib
+    import inspect
+
+    if trainer.get("_target_") not in TRAINER_TARGETS:
+        return  # someone else's Trainer: its own signature decides
+    known = set(inspect.signature(pl.Trainer).parameters)
+    for key in trainer:
+        if str(key).startswith("_") or key in known:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        hint = f"did you mean trainer.{close[0]}? " if close else ""
+        raise ConfigError(
+            f"trainer.{key} is not an argument of Lightning's Trainer; {hint}"
+            "(see lightning.pytorch.Trainer for the flags)"
+        )
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks: list[pl.Callback] = (), **kwargs: Any) -> pl.Trainer:  # fmt: skip
     check_devices(cfg.trainer)
+    check_trainer_keys(cfg.trainer)
     loggers = build_loggers(cfg)
     callbacks = [*build_callbacks(cfg, has_logger=bool(loggers)), *extra_callbacks]
     for logger in loggers:

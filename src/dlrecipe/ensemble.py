@@ -83,14 +83,12 @@ def checkpoints_of(ckpt_path: str | Path) -> list[str]:
     )
 
 
-def _value_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c.startswith("prob_")] or ["prediction"]
-
-
 def mean_table(tables: list[pd.DataFrame], info: DataInfo) -> pd.DataFrame:
     """The folds' prediction tables (same rows) averaged: probabilities or values, then the
     prediction from the averaged probabilities."""
-    columns = _value_columns(tables[0])
+    from dlrecipe.cv.summary import value_columns
+
+    columns = value_columns(tables[0], info)
     mean = np.stack([t[columns].to_numpy(dtype=np.float64) for t in tables]).mean(0)
     values = torch.as_tensor(mean)
     values = values if info.task == "multiclass" else values[:, 0]

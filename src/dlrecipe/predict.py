@@ -103,6 +103,8 @@ def prediction_frame(info: DataInfo, probs: torch.Tensor, ids: list) -> pd.DataF
         table["prediction"] = probs.numpy()
     elif info.task == "binary":
         table["prediction"] = [info.class_names[int(p >= 0.5)] for p in probs]
+        # one column per class, as for multiclass: users look up the class they care about
+        table[f"prob_{info.class_names[0]}"] = 1.0 - probs.numpy()
         table[f"prob_{info.class_names[1]}"] = probs.numpy()
     else:
         table["prediction"] = [info.class_names[i] for i in probs.argmax(-1)]

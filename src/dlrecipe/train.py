@@ -21,7 +21,13 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from dlrecipe.builders import build_data, build_model, build_trainer, effective_batch_size
+from dlrecipe.builders import (
+    build_data,
+    build_model,
+    build_trainer,
+    check_trainer_keys,
+    effective_batch_size,
+)
 from dlrecipe.callbacks.history import History
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
@@ -58,6 +64,7 @@ def train(cfg: DictConfig) -> float | None:
         cfg = resume_config(cfg)
     cfg = name_trial_runs(cfg)
     run_lint(cfg)  # known config mistakes, before any data is loaded (extras.lint=false: off)
+    check_trainer_keys(cfg.trainer)  # a mistyped trainer.<flag> fails before the data loads
     check_training_length(cfg)  # max_epochs=0 would report an untrained model as the result
     datamodule = build_data(cfg)
     check_metric_names(cfg, datamodule.info)
@@ -72,6 +79,10 @@ def train(cfg: DictConfig) -> float | None:
         from dlrecipe.cv.runner import cross_validate
 
         return cross_validate(cfg, datamodule, fit_fold)
+    if len(datamodule.folds) > 1:  # one fold of K (a multirun job): seeded as cross_validate does
+        from dlrecipe.cv.runner import one_fold
+
+        datamodule, cfg = one_fold(cfg, datamodule)
     return fit_fold(cfg, datamodule).optimized_value
 
 

@@ -4,7 +4,8 @@
 
 The data is loaded once and shared by the folds (each fits its own normalization on its own
 training part). Each fold gets its own run directory, checkpoints, logger run and a seed
-derived from (seed, repeat, fold); the aggregate is written to the parent run directory.
+derived from (seed, repeat, fold) by fold_seed, which a lone fold of a multirun uses too; the
+aggregate is written to the parent run directory.
 """
 
 from __future__ import annotations
@@ -21,13 +22,32 @@ from dlrecipe.distributed import is_child_rank
 from dlrecipe.report.summary import RunSummary
 
 
-def fold_config(cfg: DictConfig, index: int, name: str, run_dir: Path) -> DictConfig:
-    """The run config of one fold: its directory, its fold index and its own seed."""
+def fold_seed(seed: int, index: int) -> int:
+    """The training seed of fold `index` (repeats count on): the one rule both K-fold paths use."""
+    return int(seed) + 1000 * int(index)
+
+
+def seeded_fold(cfg: DictConfig, index: int) -> DictConfig:
+    """A copy of cfg for fold `index`: the split pinned to the run's seed, training on the fold's."""
     fold_cfg = copy.deepcopy(cfg)
     with open_dict(fold_cfg):
         fold_cfg.data.split.seed = int(cfg.data.split.seed)  # pin the split before the seed moves
         fold_cfg.data.split.fold = index
-        fold_cfg.seed = int(cfg.seed) + 1000 * index  # (seed, repeat, fold) -> one seed per fit
+        fold_cfg.seed = fold_seed(cfg.seed, index)  # (seed, repeat, fold) -> one seed per fit
+    return fold_cfg
+
+
+def one_fold(cfg: DictConfig, datamodule: DataModule) -> tuple[DataModule, DictConfig]:
+    """One fold of K, run on its own (a multirun over data.split.fold): seeded as in cross_validate,
+    so cv_report over the jobs reproduces the one-command summary."""
+    fold_cfg = seeded_fold(cfg, datamodule.fold_index)
+    return datamodule.for_fold(datamodule.fold_index, seed=int(fold_cfg.seed)), fold_cfg
+
+
+def fold_config(cfg: DictConfig, index: int, name: str, run_dir: Path) -> DictConfig:
+    """The run config of one fold: its directory, its fold index and its own seed."""
+    fold_cfg = seeded_fold(cfg, index)
+    with open_dict(fold_cfg):
         fold_cfg.paths.output_dir = str(run_dir / name)
         if fold_cfg.get("logger") and fold_cfg.logger.get("wandb"):
             fold_cfg.logger.wandb.group = fold_cfg.logger.wandb.get("group") or run_dir.name

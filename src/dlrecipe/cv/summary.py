@@ -142,7 +142,7 @@ def aggregate(
 
 def ensemble_metrics(tables: list[pd.DataFrame], info: DataInfo) -> dict[str, float]:
     """Average the folds' test predictions sample by sample and score them like one model."""
-    columns = _prob_columns(tables[0])
+    columns = value_columns(tables[0], info)
     first = tables[0].sort_values("index").reset_index(drop=True)
     stacked = np.stack([t.sort_values("index")[columns].to_numpy(dtype=np.float64) for t in tables])
     first[columns] = stacked.mean(0)
@@ -151,8 +151,8 @@ def ensemble_metrics(tables: list[pd.DataFrame], info: DataInfo) -> dict[str, fl
 
 def score_table(table: pd.DataFrame, info: DataInfo) -> dict[str, float]:
     """Score a predictions table (prob_* or prediction columns, and target) like one model."""
-    values = torch.as_tensor(
-        table[_prob_columns(table)].to_numpy(dtype=np.float64), dtype=torch.float32
+    values = torch.tensor(
+        table[value_columns(table, info)].to_numpy(dtype=np.float64), dtype=torch.float32
     )
     if info.task == "regression":
         preds = values.squeeze(-1)
@@ -166,7 +166,10 @@ def score_table(table: pd.DataFrame, info: DataInfo) -> dict[str, float]:
     return {f"test/{k}": float(v) for k, v in metrics.compute().items()}
 
 
-def _prob_columns(table: pd.DataFrame) -> list[str]:
+def value_columns(table: pd.DataFrame, info: DataInfo) -> list[str]:
+    """The columns a model's output is read back from: probabilities, or regression values."""
+    if info.task == "binary":  # the positive class's column (one per class is written)
+        return [f"prob_{info.class_names[1]}"]
     return [c for c in table.columns if c.startswith("prob_")] or ["prediction"]
 
 

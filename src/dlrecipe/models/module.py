@@ -269,6 +269,8 @@ class LitModel(pl.LightningModule):
             mode=self.hparams.monitor_mode,
         )
         schedule = self.scheduler_factory(optimizer, context)
+        if isinstance(schedule, list):  # plateau with a warm-up: a per-step ramp, then per epoch
+            return [optimizer], schedule
         return optimizer if schedule is None else {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

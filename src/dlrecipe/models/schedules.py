@@ -6,7 +6,9 @@
 Every entry in conf/model/scheduler/ is a `_partial_` of one function here. The module calls it
 with the optimizer and a `ScheduleContext` (total steps, steps per epoch, monitored metric), so
 schedules written in epochs (step, exponential) and in steps (cosine, onecycle) work for any
-run length. `plateau` is the one schedule stepped per epoch, on the validation metric.
+run length. `plateau` is the one schedule stepped per epoch, on the validation metric; its
+warm-up is a second, per-step scheduler. `onecycle` warms up by design: `warmup_frac` is its
+`pct_start`.
 """
 
 from __future__ import annotations
@@ -28,13 +30,20 @@ class ScheduleContext:
     mode: str = "min"
 
 
-def _per_step(optimizer: Optimizer, schedule: lrs.LRScheduler, warmup_frac: float, ctx) -> dict:
+def _check_warmup(warmup_frac: float) -> None:
     if not 0.0 <= warmup_frac < 1.0:
         raise ConfigError(f"model.scheduler.warmup_frac={warmup_frac} must be in [0, 1)")
+
+
+def _ramp(optimizer: Optimizer, warmup: int) -> lrs.LinearLR:
+    return lrs.LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup)
+
+
+def _per_step(optimizer: Optimizer, schedule: lrs.LRScheduler, warmup_frac: float, ctx) -> dict:
+    _check_warmup(warmup_frac)
     warmup = int(warmup_frac * ctx.total_steps)
     if warmup > 0:
-        ramp = lrs.LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup)
-        schedule = lrs.SequentialLR(optimizer, [ramp, schedule], milestones=[warmup])
+        schedule = lrs.SequentialLR(optimizer, [_ramp(optimizer, warmup), schedule], [warmup])
     return {"scheduler": schedule, "interval": "step"}
 
 
@@ -111,8 +120,20 @@ def onecycle(
     pct_start: float = 0.3,
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
+    warmup_frac: float | None = None,
 ) -> dict:
-    """Warm up to the optimizer's lr, then anneal far below it (Smith's 1cycle)."""
+    """Warm up to the optimizer's lr, then anneal far below it (Smith's 1cycle).
+
+    The warm-up is the cycle's first phase, so `warmup_frac`, when given, is its length (it
+    replaces pct_start); 0 is refused, since a cycle without its rising half is not 1cycle.
+    """
+    if warmup_frac is not None:
+        if not 0.0 < warmup_frac < 1.0:
+            raise ConfigError(
+                f"model.scheduler.warmup_frac={warmup_frac}: onecycle always warms up (its first "
+                "phase); give a share in (0, 1), or use model/scheduler=cosine for no warm-up"
+            )
+        pct_start = warmup_frac
     max_lr = [g["lr"] for g in optimizer.param_groups]
     sched = lrs.OneCycleLR(
         optimizer,
@@ -131,9 +152,20 @@ def plateau(
     factor: float = 0.1,
     patience: int = 5,
     min_lr: float = 0.0,
-) -> dict:
-    """Divide the lr by 1/factor when the monitored validation metric stops improving."""
+    warmup_frac: float = 0.0,
+) -> dict | list[dict]:
+    """Divide the lr by 1/factor when the monitored validation metric stops improving.
+
+    With `warmup_frac`, a per-step linear ramp runs first, as a second scheduler: the plateau
+    scheduler steps per epoch and cannot ramp within one. Both scale the current lr, so a cut
+    during the ramp is kept.
+    """
+    _check_warmup(warmup_frac)
     sched = lrs.ReduceLROnPlateau(
         optimizer, mode=ctx.mode, factor=factor, patience=patience, min_lr=min_lr
     )
-    return {"scheduler": sched, "interval": "epoch", "monitor": ctx.monitor}
+    on_plateau = {"scheduler": sched, "interval": "epoch", "monitor": ctx.monitor}
+    warmup = int(warmup_frac * ctx.total_steps)
+    if warmup == 0:
+        return on_plateau
+    return [{"scheduler": _ramp(optimizer, warmup), "interval": "step"}, on_plateau]

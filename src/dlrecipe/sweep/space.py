@@ -6,6 +6,10 @@
       model.net.convs_per_block: range(1, 4)                # integers 1..3
       trainer.max_epochs: tag(int, interval(5, 30))         # integers, uniform
 
+Grid search (`hydra/sweeper/sampler=grid`) needs a finite grid: each continuous interval is cut
+into `hydra.sweeper.sampler.steps` points (log-spaced under `tag(log, ...)`); choice and range
+keys keep their values.
+
 Command-line sweep overrides (`model.net.dropout=interval(0,0.5)`) join the space; plain
 overrides are passed unchanged to every trial. Keys are checked against the composed config
 before the first trial, so a typo fails in a second, not after the sweep.
@@ -17,6 +21,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from omegaconf import DictConfig, OmegaConf
@@ -87,7 +92,46 @@ def build_space(params: dict[str, Any] | None, arguments: Iterable[str], config:
         raise ConfigError(
             "the search space is empty: set hydra.sweeper.params or pass key=interval(...) overrides"
         )
+    steps = grid_steps(config)
+    if steps is not None:
+        searched = {k: on_grid(k, d, steps) for k, d in searched.items()}
     return searched, fixed
+
+
+def grid_sampler(seed: int | None = None, steps: int = 4) -> Any:
+    """Optuna's BruteForceSampler; `steps` is read by build_space, which makes the grid."""
+    from optuna.samplers import BruteForceSampler
+
+    if not isinstance(steps, int) or steps < 2:
+        raise ConfigError(
+            f"hydra.sweeper.sampler.steps={steps!r}: a grid needs >= 2 points per interval"
+        )
+    return BruteForceSampler(seed=seed)
+
+
+def grid_steps(config: DictConfig) -> int | None:
+    """Points per continuous interval when the sampler enumerates a grid; None for other samplers."""
+    node = OmegaConf.select(config, "hydra.sweeper.sampler")
+    target = str(node.get("_target_", "")) if isinstance(node, DictConfig) else ""
+    if target == f"{__name__}.grid_sampler":
+        return int(node.get("steps", 4))
+    if target.endswith("BruteForceSampler"):  # Optuna's own class: no steps, intervals refused
+        return 0
+    return None
+
+
+def on_grid(key: str, dist: BaseDistribution, steps: int) -> BaseDistribution:
+    """A continuous float interval as `steps` grid points; finite distributions unchanged."""
+    if not isinstance(dist, FloatDistribution) or dist.step is not None:
+        return dist
+    if steps < 2:
+        raise ConfigError(
+            f"search space {key}: grid search needs finite values; use "
+            f"hydra/sweeper/sampler=grid (its steps cut intervals) or give {key} as choice(...)"
+        )
+    space = np.geomspace if dist.log else np.linspace
+    points = sorted({float(f"{v:.4g}") for v in space(dist.low, dist.high, steps)})
+    return CategoricalDistribution(points)
 
 
 def check_key(key: str, config: DictConfig) -> None:

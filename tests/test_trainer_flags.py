@@ -1,0 +1,51 @@
+"""Every Lightning Trainer flag can be set as trainer.<flag>=... (no leading +); typos fail by name.
+
+pytest tests/test_trainer_flags.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from dlrecipe.builders import check_trainer_keys, compose
+from dlrecipe.errors import ConfigError
+from dlrecipe.train import train
+
+
+def test_a_flag_missing_from_the_yaml_is_accepted_and_reaches_the_trainer(make_cfg):
+    cfg = make_cfg("experiment=wine_mlp", "trainer.max_epochs=1", "trainer.limit_train_batches=5", "data.batch_size=8",
+                   "report.enabled=false", "logger=none")  # fmt: skip
+    train(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    assert summary["train_steps"] == 5  # 5 of the epoch's 15 batches, as Lightning was told
+
+
+def test_a_mistyped_flag_fails_in_one_line_naming_it(tmp_path):
+    cfg = compose(["trainer.limitt_train_batches=5"])  # composes: the node is open ...
+    with pytest.raises(ConfigError, match=r"trainer\.limitt_train_batches .*did you mean "
+                       r"trainer\.limit_train_batches\?"):  # fmt: skip
+        check_trainer_keys(cfg.trainer)  # ... and the Trainer's signature refuses it
+    result = subprocess.run(
+        [sys.executable, "-m", "dlrecipe.train", "trainer.limitt_train_batches=5",
+         f"paths.output_dir={tmp_path / 'run'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "trainer.limitt_train_batches" in lines[0], result.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_other_config_keys_stay_strict():
+    with pytest.raises(ConfigCompositionException, match="seedd"):
+        compose(["seedd=1"])
+    with pytest.raises(ConfigCompositionException, match="batch_sise"):
+        compose(["data.batch_sise=1"])
