@@ -51,9 +51,7 @@ PLACEHOLDERS = {
     "<run dir>": "<run_dir>",
 }
 # Bugs owned by another branch of issue #21: expected to fail here until it is merged.
-KNOWN_BROKEN = {
-    "debug=overfit": "exits 2 after training (train/loss not logged): fixed on branch results",
-}
+KNOWN_BROKEN: dict[str, str] = {}  # a README command key -> why it is expected to fail for now
 COMMANDS = readme_commands()
 RUNS: dict[str, Path] = {}  # label -> run directory, for the commands that use an earlier run
 MERGED: dict[int, list[Command]] = {}  # filled below, once the helpers exist
