@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from dlrecipe.errors import ConfigError
 from dlrecipe.sweep.liveness import Liveness
-from dlrecipe.sweep.storage import ENV, make_storage, redact, resolve_storage
+from dlrecipe.sweep.storage import ENV, job_storage, make_storage, redact, resolve_storage
 
 pytest_plugins = ["tests.postgres"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,6 +159,13 @@ def test_storage_from_a_file_or_the_environment(tmp_path, monkeypatch):
     assert resolve_storage("other.journal", tmp_path / "d.journal").url == "other.journal"
     monkeypatch.delenv(ENV)
     assert resolve_storage(None, tmp_path / "d.journal").url == str(tmp_path / "d.journal")
+    # A job sees the redacted URL; the real one comes from the environment its sweeper set.
+    with pytest.raises(ConfigError, match=ENV):
+        job_storage("postgresql+psycopg://u:***@db/s")
+    monkeypatch.setenv(ENV, f"file:{secret}")
+    assert (
+        job_storage("postgresql+psycopg://u:***@db/s").url == "postgresql+psycopg://u:hunter22@db/s"
+    )
     secret.write_text("two\nlines hunter22\n")
     with pytest.raises(ConfigError, match="one storage URL on one line") as err:
         resolve_storage(f"file:{secret}", tmp_path / "d.journal")
@@ -192,6 +199,14 @@ def test_a_sweeper_mistake_is_one_line_and_exit_2(monkeypatch, capfd, tmp_path, 
     assert len(errors) == 1 and named in errors[0], err[-3000:]
     assert "Traceback" not in err and "hunter22" not in err
     assert not list((tmp_path / "sweep").glob("trial_*"))  # before any trial
+
+
+def test_resuming_a_study_in_the_other_direction_is_refused(monkeypatch, capfd, tmp_path):
+    journal = make_storage(str(tmp_path / "sweep" / "study.journal"))
+    optuna.create_study(study_name=STUDY, storage=journal, direction="maximize")
+    assert in_process(monkeypatch, tmp_path) == 2  # Optuna alone would silently keep maximize
+    (line,) = [s for s in capfd.readouterr().err.splitlines() if s.startswith("error:")]
+    assert "created with direction=['maximize']" in line and "hydra.sweeper.study_name" in line
 
 
 # --- nothing hangs -------------------------------------------------------------------------
