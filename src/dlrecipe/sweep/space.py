@@ -67,6 +67,22 @@ def to_distribution(override: Override) -> BaseDistribution:
     raise ConfigError(f"search space {key}: {override.input_line} is not interval, choice or range")
 
 
+def _parse(parser: OverridesParser, lines: Iterable[str], prefix: str) -> list[Override]:
+    """Hydra's parse of each line; grammar mistakes named by their key, in one line."""
+    parsed = []
+    for line in lines:
+        try:
+            parsed += parser.parse_overrides([line])
+        except OverrideParseException as err:
+            key, _, value = line.partition("=")
+            details = [s.strip() for s in str(err).splitlines()[1:] if s.strip()]
+            raise ConfigError(
+                f"{prefix}{key}={value} is not sweep grammar ({details[0] if details else err}); "
+                "use interval(low, high), tag(log, interval(low, high)), choice(a, b) or range(start, stop)"
+            ) from None
+    return parsed
+
+
 def build_space(params: dict[str, Any] | None, arguments: Iterable[str], config: DictConfig) -> tuple[dict[str, BaseDistribution], list[str]]:  # fmt: skip
     """(distributions by key, fixed overrides) from the preset's params and the command line."""
     parser = OverridesParser.create()
@@ -90,22 +106,6 @@ def build_space(params: dict[str, Any] | None, arguments: Iterable[str], config:
             "the search space is empty: set hydra.sweeper.params or pass key=interval(...) overrides"
         )
     return searched, fixed
-
-
-def _parse(parser: OverridesParser, lines: Iterable[str], prefix: str) -> list[Override]:
-    """Hydra's parse of each line; grammar mistakes named by their key, in one line."""
-    parsed = []
-    for line in lines:
-        try:
-            parsed += parser.parse_overrides([line])
-        except OverrideParseException as err:
-            key, _, value = line.partition("=")
-            details = [s.strip() for s in str(err).splitlines()[1:] if s.strip()]
-            raise ConfigError(
-                f"{prefix}{key}={value} is not sweep grammar ({details[0] if details else err}); "
-                "use interval(low, high), tag(log, interval(low, high)), choice(a, b) or range(start, stop)"
-            ) from None
-    return parsed
 
 
 def check_key(key: str, config: DictConfig) -> None:

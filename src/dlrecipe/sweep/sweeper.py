@@ -237,6 +237,8 @@ def _build(key: str, node: Any, kind: type, default: type) -> Any:
         built = instantiate(node)
     except Exception as err:
         cause = err.__cause__ or err
+        if isinstance(cause, ConfigError):  # the target's own check already names the key
+            raise cause from None
         if "Error locating target" in str(err) or isinstance(cause, ImportError | AttributeError):
             raise ConfigError(
                 f"hydra.sweeper.{key}._target_={target} does not exist; choose hydra/sweeper/{key}={presets}"
