@@ -35,15 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         saved = args.sweep_dir / "sweep_summary.json"
         known = json.loads(saved.read_text()) if saved.is_file() else {}
+        url = args.storage or known.get("storage") or str(args.sweep_dir / "study.journal")
         # The summary keeps the storage as shown (password hidden): $DLRECIPE_STORAGE has the real one.
-        if args.storage:
-            spec = resolve_storage(args.storage, args.sweep_dir / "study.journal", "--storage")
-        elif known.get("storage"):
-            spec = job_storage(str(known["storage"]))
-        else:
-            spec = resolve_storage(str(args.sweep_dir / "study.journal"), Path(), "--storage")
+        spec = job_storage(str(url)) if not args.storage and url == known.get("storage") else None
+        spec = spec or resolve_storage(str(url), args.sweep_dir / "study.journal", "--storage")
         url = spec.shown
-        if spec.is_journal and not Path(spec.url).is_file():
+        if "://" not in url and not Path(url).is_file():
             raise ConfigError(f"no study storage at {url}; pass --storage")
         storage = make_storage(spec)
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
