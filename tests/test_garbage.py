@@ -246,7 +246,7 @@ def test_a_diverging_loss_stops_the_run_with_exit_3_and_no_result(tmp_path, caps
         exit_on_divergence(train)(cfg)
     assert stopped.value.code == DIVERGED_EXIT == 3
     err = capsys.readouterr().err
-    assert "training diverged: the training loss became nan at epoch 0" in err
+    assert "training diverged: the training loss became nan at epoch 1" in err  # 1-based
     for advice in ("model.optimizer.lr=0.001", "trainer.gradient_clip_val=1.0", "unscaled"):
         assert advice in err
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -31,3 +31,22 @@ def optuna_study_loop(study: Any) -> Iterator[None]:
 def optuna_stop_requested(study: Any) -> bool:
     """Whether a sampler or callback called `study.stop()` (Optuna keeps it in `_stop_flag`)."""
     return bool(getattr(study, "_stop_flag", False))
+
+
+def one_based_rich_progress_bar(**kwargs: Any) -> Any:
+    """Lightning's RichProgressBar reading "Epoch 1/30" for the first of 30 epochs.
+
+    The bar writes its epoch label in the private `_get_train_description(current_epoch)`
+    ("Epoch 0/29": 0-based); no public option changes it. dlrecipe counts epochs from 1
+    everywhere (the summary's best epoch, checkpoint names best-epoch001 for the first).
+    """
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class OneBasedRichProgressBar(RichProgressBar):
+        def _get_train_description(self, current_epoch: int) -> str:
+            text = f"Epoch {current_epoch + 1}"
+            if self.trainer.max_epochs is not None and self.trainer.max_epochs >= 0:
+                text += f"/{self.trainer.max_epochs}"
+            return f"{text:{len(self.validation_description)}}"  # padded as Lightning does
+
+    return OneBasedRichProgressBar(**kwargs)

@@ -120,7 +120,8 @@ class DivergenceGuard(pl.Callback):
             group = trainer.optimizers[0].param_groups[0]
             lr = group.get("initial_lr") or group.get("lr")  # initial: before the schedule moved it
         task = getattr(getattr(pl_module, "info", None), "task", "")
-        return diagnosis(what, value, trainer.current_epoch, trainer.global_step, lr, task)
+        # 1-based, like the progress bar, the summary and the checkpoint names
+        return diagnosis(what, value, trainer.current_epoch + 1, trainer.global_step, lr, task)
 
 
 def write_diverged_summary(

@@ -30,6 +30,7 @@ from dlrecipe.builders import (
 )
 from dlrecipe.callbacks.history import History
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
+from dlrecipe.console import status
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.diagnosis import diagnose, diagnose_diverged
 from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
@@ -45,6 +46,8 @@ from dlrecipe.guards import (
 from dlrecipe.lint import run_lint
 from dlrecipe.models.tasks import MAIN_METRIC, build_metrics
 from dlrecipe.predict import split_predictions
+from dlrecipe.quiet import install as quiet_known_noise
+from dlrecipe.quiet import log_every_n_steps
 from dlrecipe.refit import check_refit, refit
 from dlrecipe.report.augmentation_grid import save_augmentation_grid
 from dlrecipe.report.build import write_report
@@ -58,6 +61,7 @@ from dlrecipe.versions import versions
 
 
 def train(cfg: DictConfig) -> float | None:
+    quiet_known_noise()  # Lightning's advert and known repeated warnings (dlrecipe/quiet.py)
     # what configs read from disk may build besides dlrecipe's own (dlrecipe.trust)
     use_trusted_targets(cfg.get("trusted_targets"), cfg)
     if cfg.get("resume"):
@@ -70,7 +74,8 @@ def train(cfg: DictConfig) -> float | None:
     check_metric_names(cfg, datamodule.info)
     check_refit(cfg, len(datamodule.folds))  # refit=true needs a hold-out split
     if cfg.get("sanity"):  # debug=sanity: the sanity suite instead of a fit (exit 1 on a failure)
-        return run_sanity_suite(cfg, datamodule)
+        with status("running the sanity suite"):
+            return run_sanity_suite(cfg, datamodule)
     if len(datamodule.folds) > 1 and datamodule.split.fold is None:
         if cfg.get("ckpt_path"):
             raise ConfigError(
@@ -99,7 +104,9 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         check_compatible(load_checkpoint(cfg.ckpt_path, paths=cfg.paths), model, cfg.ckpt_path)
     pruning = _pruning_callbacks(cfg, datamodule)
     # DivergenceGuard: a NaN / inf loss stops the fit (exit 3, summary.json status: diverged).
-    trainer = build_trainer(cfg, run_dir, extra_callbacks=[*pruning, DivergenceGuard()])
+    steps = log_every_n_steps(cfg.trainer.get("log_every_n_steps") or 50, datamodule)
+    trainer = build_trainer(cfg, run_dir, extra_callbacks=[*pruning, DivergenceGuard()],
+                            log_every_n_steps=steps)  # fmt: skip
     _log_config(trainer, cfg)
     if trainer.is_global_zero and datamodule.info.is_image and datamodule.augmentation.ops:
         save_augmentation_grid(datamodule, run_dir / "augmentation_preview.png")
@@ -143,9 +150,12 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
             summary.write(run_dir / "summary.json")
             summary_to_wandb(trainer, summary)
             if cfg.get("report") and cfg.report.enabled:
-                summary.report = str(
-                    write_report(run_dir, model, datamodule, cfg.report, trainer.loggers)
-                )
+                with status("building the report") as took:
+                    summary.report = str(
+                        write_report(run_dir, model, datamodule, cfg.report, trainer.loggers)
+                    )
+                summary.report_seconds = took["seconds"]
+                summary.total_seconds = time.perf_counter() - started  # the report counts too
                 summary.write(run_dir / "summary.json")
             summary.print()
         return summary

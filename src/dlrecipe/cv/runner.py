@@ -16,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from dlrecipe.console import Countdown
 from dlrecipe.cv.summary import aggregate
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank
@@ -63,7 +64,10 @@ def cross_validate(
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     summaries = []
+    progress = Countdown("fold", len(datamodule.folds))  # "fold 2/5 - elapsed ..., about ... left"
     for index, fold in enumerate(datamodule.folds):
+        if not is_child_rank():
+            progress.start(index + 1)
         fold_cfg = fold_config(cfg, index, fold.name, run_dir)
         summaries.append(fit_fold(fold_cfg, datamodule.for_fold(index, seed=int(fold_cfg.seed))))
     if is_child_rank():  # under DDP, rank 0 writes the aggregate

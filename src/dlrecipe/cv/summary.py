@@ -23,6 +23,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from dlrecipe.console import say, show
 from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import ConfigError, read_json
 from dlrecipe.models.tasks import build_metrics
@@ -66,23 +67,26 @@ class CVSummary:
         console = console or Console()
         columns = [c for c in self._columns() if c in self.mean]
         table = Table(title=f"cross-validation: {len(self.folds)} folds")
-        table.add_column("fold")
+        # Cells wrap at their spaces ("0.3715 ± / 0.1346"), or fold: never cut with "…".
+        table.add_column("fold", overflow="fold")
         for c in columns:
-            table.add_column(c, justify="right")
+            table.add_column(c, justify="right", overflow="fold")
         for row in self.folds:
             table.add_row(row["fold"], *(_fmt(row.get(c)) for c in columns))
         table.add_section()
         table.add_row(
-            "mean ± std", *(f"{self.mean[c]:.4f}±{self.std[c]:.4f}" for c in columns), style="bold"
+            "mean ± std",
+            *(f"{self.mean[c]:.4f} ± {self.std[c]:.4f}" for c in columns),
+            style="bold",
         )
         if self.ensemble:
             table.add_row("fold ensemble (test)", *(_fmt(self.ensemble.get(c)) for c in columns))
         if self.pooled:
             table.add_row("pooled (each fold's test)", *(_fmt(self.pooled.get(c)) for c in columns))
-        console.print(table)
+        show(table, console)
         if isinstance(self.optimized_metric, str) and self.optimized_metric in self.mean:
-            console.print(f"{self.optimized_metric} over folds: {self.mean[self.optimized_metric]:.4f} "
-                          f"± {self.std[self.optimized_metric]:.4f}; written to {self.run_dir}")  # fmt: skip
+            say(f"{self.optimized_metric} over folds: {self.mean[self.optimized_metric]:.4f} "
+                f"± {self.std[self.optimized_metric]:.4f}; written to {self.run_dir}", console)  # fmt: skip
 
     def _columns(self) -> list[str]:
         """The main metric and the loss; every other metric is in cv_summary.csv / .json."""

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+from dlrecipe.console import say, show
 
 
 @dataclass
@@ -44,6 +46,7 @@ class RunSummary:
     optimized_metric: str | None = None
     optimized_value: float | None = None
     report: str | None = None  # report/index.html
+    report_seconds: float | None = None  # building the report (part of total_seconds)
     peak_rss_mb: float = 0.0  # this process's peak resident memory (not DataLoader workers')
     peak_gpu_mb: float | None = None  # torch.cuda.max_memory_allocated; None without CUDA
     status: str = "completed"  # completed | diverged (the loss became NaN / inf: no result)
@@ -90,16 +93,19 @@ class RunSummary:
             style = "bold" if name == self.main_metric else None
             cells = [_fmt(val), _fmt(test)] + ([_fmt(refit.get(f"test/{name}"))] if refit else [])
             table.add_row(name, *cells, style=style)
-        console.print(table)
+        show(table, console)
         facts = Table.grid(padding=(0, 2))
-        facts.add_column(no_wrap=True)
-        facts.add_column(overflow="fold")  # paths are long; fold them rather than cut them
+        facts.add_column(no_wrap=True, min_width=15)  # the labels, aligned with the paths below
+        facts.add_column()
+        # 1-based like the progress bar ("Epoch 14/30") and the file name best-epoch014.ckpt
         facts.add_row(
             "best epoch", f"{self.best_epoch} of {self.epochs_run}" if self.best_epoch else "-"
         )
-        facts.add_row("best checkpoint", self.best_checkpoint or "- (not saved)")
         facts.add_row("parameters", f"{self.params_total:,} ({self.params_trainable:,} trainable)")
-        facts.add_row("wall time", f"{self.total_seconds:.1f} s (fit {self.fit_seconds:.1f} s)")
+        parts = f"fit {self.fit_seconds:.1f} s"
+        if self.report_seconds is not None:
+            parts += f", report {self.report_seconds:.1f} s"
+        facts.add_row("wall time", f"{self.total_seconds:.1f} s ({parts})")
         facts.add_row(
             "throughput", f"{self.steps_per_second:.1f} steps/s ({self.train_steps} steps)"
         )
@@ -107,21 +113,24 @@ class RunSummary:
         if self.peak_gpu_mb is not None:
             memory += f", {self.peak_gpu_mb:,.0f} MB GPU (max allocated)"
         facts.add_row("peak memory", memory)
+        show(facts, console)
+        # Paths on lines of their own, never wrapped or cut by rich: copyable at any width.
+        paths = [("best checkpoint", self.best_checkpoint or "- (not saved)")]
         if self.learning_curves:
-            facts.add_row("learning curves", self.learning_curves)
+            paths.append(("learning curves", self.learning_curves))
         if self.report:
-            facts.add_row("report", self.report)
+            paths.append(("report", self.report))
         if self.model_to_use and self.model_to_use != self.best_checkpoint:
-            facts.add_row("model to use", self.model_to_use)  # refit=true: the train+val model
-        facts.add_row("run directory", self.run_dir)
-        console.print(facts)
+            paths.append(("model to use", self.model_to_use))  # refit=true: the train+val model
+        paths.append(("run directory", self.run_dir))
+        for label, path in paths:
+            say(f"{label:<15}  {path}", console)
         for note in self.notes:
-            console.print(f"[yellow]note:[/yellow] {note}")
+            show(Text.assemble(("note:", "yellow"), f" {note}"), console)
         if self.next_steps:
-            console.print("[bold]what to try next[/bold]")
-        for step in self.next_steps:
-            text = f"- {step['finding']}: {step['evidence']}. Try: {step['try']}"
-            console.print(escape(text), soft_wrap=True)  # overrides hold [...]: not markup
+            show(Text("what to try next", style="bold"), console)
+        for step in self.next_steps:  # overrides hold [...]: printed as text, not markup
+            say(f"- {step['finding']}: {step['evidence']}. Try: {step['try']}", console)
 
 
 def _fmt(value: float | None) -> str:

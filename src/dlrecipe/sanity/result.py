@@ -15,6 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from dlrecipe.console import show
+
 STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
@@ -55,7 +57,7 @@ class SanityReport:
         return path
 
     def print(self, console: Console | None = None) -> None:
-        console = console or Console(width=max(Console().width, 120))  # pipes default to 80
+        console = console or Console()  # the terminal's width: the table wraps its cells to fit
         table = Table(title=f"dlrecipe sanity checks ({self.task})", show_lines=True)
         table.add_column("check", no_wrap=True)
         table.add_column("result", no_wrap=True)
@@ -69,7 +71,7 @@ class SanityReport:
                 check.measured,
                 check.expected,
             )
-        console.print(table)
+        show(table, console)  # also into train.log
         for check in self.checks:
             if check.hint and check.status != "pass":
                 style = STYLES[check.status]

@@ -18,9 +18,11 @@ from pathlib import Path
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from dlrecipe.console import say, show
 from dlrecipe.sweep.liveness import retried_numbers
 from dlrecipe.sweep.space import override_value
 
@@ -122,20 +124,37 @@ def _plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
 def _print(
     console: Console, study: optuna.Study, table: pd.DataFrame, summary: dict, sweep_dir: Path
 ) -> None:
-    shown = Table(title=f"study {study.study_name}: {len(table)} trials")
+    # Fits 80 columns: short headers (the last part of a key that is unique), 4 digits (all
+    # of them in trials.csv); a console still too narrow folds a cell, never cuts it ("COMPLE…").
+    shown = Table(title=f"study {study.study_name}: {len(table)} trials", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)  # fmt: skip
     columns = [c for c in table.columns if c not in ("error", "last_step")]
-    for c in columns:
-        shown.add_column(c.removeprefix("params."), justify="right")
+    headers = short_names([c.removeprefix("params.") for c in columns])
+    headers = [{"number": "trial", "duration_s": "seconds"}.get(h, h) for h in headers]
+    for header in headers:
+        shown.add_column(header, justify="right", overflow="fold")
     for _, row in table.tail(30).iterrows():
         shown.add_row(*(_fmt(row[c]) for c in columns))
-    console.print(shown)
+    show(shown, console)
     counts = ", ".join(f"{n.lower()} {c}" for n, c in summary["counts"].items() if c)
-    console.print(f"trials: {counts}")
+    say(f"trials: {counts}", console)
     if "best_value" in summary:
-        console.print(
-            f"best: trial {summary['best_number']} value {summary['best_value']:.5g} params {summary['best_params']}"
-        )
-        console.print(f"reproduce it with the overrides in {sweep_dir / 'best_overrides.yaml'}")
+        say(f"best: trial {summary['best_number']} value {summary['best_value']:.5g} "
+            f"params {summary['best_params']}", console)  # fmt: skip
+        say(f"reproduce it with the overrides in {sweep_dir / 'best_overrides.yaml'}", console)
+
+
+def short_names(keys: list[str]) -> list[str]:
+    """model.optimizer.lr -> lr: the shortest dotted suffix of each key that no other key shares."""
+    names = []
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            name = ".".join(parts[-n:])
+            if sum(k == name or k.endswith("." + name) for k in keys) == 1:
+                break
+        names.append(name)
+    return names
 
 
 def _fmt(value) -> str:

@@ -126,6 +126,7 @@ class OptunaSweep:
                 log.info(
                     "trials %s: %s", [t.number for t in batch], [dict(t.params) for t in batch]
                 )
+                trial_progress(self, batch[0].number + 1)  # "trial 3/8 - elapsed ..., ... left"
                 with live.beating(ids):
                     results = self.launcher.launch(jobs, initial_job_idx=batch[0].number)
                 # Like Study.optimize: samplers may call study.stop() (a grid that is exhausted).
@@ -321,3 +322,12 @@ def _lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def trial_progress(sweeper: Any, number: int) -> None:
+    """Says "trial n/N" with elapsed and estimated time left, before each batch of trials."""
+    from dlrecipe.console import Countdown
+
+    if getattr(sweeper, "_countdown", None) is None:
+        sweeper._countdown = Countdown("trial", sweeper.n_trials)
+    sweeper._countdown.start(number)
