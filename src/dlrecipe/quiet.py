@@ -27,7 +27,11 @@ DROPPED_INFO = {
     "💡 Tip: For seamless cloud logging": "LitLogger advert",
     # conf/callbacks/model_summary.yaml configures the summary on purpose; nothing to act on
     "Trainer already configured with model summary callbacks": "model summary notice",
+    # Lightning's note that it counts the batches of an epoch (for the LR schedule): no news
+    "Loading `train_dataloader` to estimate number of stepping batches": "batch count notice",
 }
+# Lightning info lines that are the same for every Trainer of a process: shown for the first.
+ONCE_INFO = ("GPU available:", "TPU available:")
 # Python warnings silenced: (message regex, category, why)
 IGNORED_WARNINGS = [
     (
@@ -40,9 +44,19 @@ IGNORED_WARNINGS = [
 
 
 class _DropKnownInfo(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
-        return not any(message.startswith(prefix) for prefix in DROPPED_INFO)
+        if any(message.startswith(prefix) for prefix in DROPPED_INFO):
+            return False
+        if message.startswith(ONCE_INFO):
+            if message in self.seen:
+                return False
+            self.seen.add(message)
+        return True
 
 
 _FILTER = _DropKnownInfo()
