@@ -16,17 +16,18 @@ import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 from rich.table import Table
 
 from dlrecipe.builders import build_data, build_model, instantiate
 from dlrecipe.checkpoints import check_compatible, datamodule_state, load_checkpoint, run_config
+from dlrecipe.console import say, show
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.edge import hydra_command
 from dlrecipe.ensemble import checkpoints_of, evaluate_ensemble
 from dlrecipe.errors import ConfigError
 from dlrecipe.models.module import LitModel
 from dlrecipe.predict import predict_table
+from dlrecipe.quiet import install as quiet_known_noise
 from dlrecipe.trust import use_trusted_targets
 from dlrecipe.versions import warn_versions
 
@@ -93,6 +94,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             "written into this eval's own run directory, never over a file elsewhere"
         )
     use_trusted_targets(cfg.get("trusted_targets"))  # this command's, never the checkpoint's
+    quiet_known_noise()  # Lightning's advert and known repeated warnings (dlrecipe/quiet.py)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpts = checkpoints_of(cfg.ckpt_path)  # a run directory: its model, or its fold ensemble
@@ -118,17 +120,18 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         table = predict_table(model, datamodule, cfg.predict.input)
         out = run_dir / cfg.predict.output
         table.to_csv(out, index=False)
-        Console().print(f"wrote {len(table)} predictions to {out}")
+        say(f"wrote {len(table)} predictions to {out}")  # the path whole, copyable
     return metrics
 
 
 def _print(metrics: dict[str, float], ckpt: str) -> None:
-    table = Table(title=f"test metrics of {ckpt}", title_justify="left")
+    say(f"test metrics of {ckpt}")  # the path whole, not wrapped inside a table title
+    table = Table(title_justify="left")
     table.add_column("metric")
     table.add_column("test", justify="right")
     for name, value in sorted(metrics.items()):
         table.add_row(name.removeprefix("test/"), f"{value:.6f}")
-    Console().print(table)
+    show(table)
 
 
 @hydra_command("eval")  # one-line errors for Hydra's and the libraries' mistakes too

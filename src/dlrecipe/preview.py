@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from omegaconf import DictConfig
-from rich.console import Console
 
 from dlrecipe.builders import build_data
+from dlrecipe.console import say
 from dlrecipe.edge import hydra_command
 from dlrecipe.errors import ConfigError
 from dlrecipe.report.augmentation_grid import save_augmentation_grid
@@ -31,7 +31,7 @@ def preview(cfg: DictConfig) -> Path:
     path = save_augmentation_grid(
         datamodule, out_dir / "augmentation_preview.png", cfg.preview.samples, cfg.preview.versions
     )
-    Console().print(f"augmentation preview: {path}")
+    say(f"augmentation preview: {path}")  # the path whole, copyable
     return path
 
 

@@ -104,9 +104,9 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         check_compatible(load_checkpoint(cfg.ckpt_path, paths=cfg.paths), model, cfg.ckpt_path)
     pruning = _pruning_callbacks(cfg, datamodule)
     # DivergenceGuard: a NaN / inf loss stops the fit (exit 3, summary.json status: diverged).
-    steps = log_every_n_steps(cfg.trainer.get("log_every_n_steps") or 50, datamodule)
-    trainer = build_trainer(cfg, run_dir, extra_callbacks=[*pruning, DivergenceGuard()],
-                            log_every_n_steps=steps)  # fmt: skip
+    every = cfg.trainer.get("log_every_n_steps")  # lowered for tiny epochs: no warning per fit
+    every = {"log_every_n_steps": log_every_n_steps(every, datamodule)} if every else {}
+    trainer = build_trainer(cfg, run_dir, extra_callbacks=[*pruning, DivergenceGuard()], **every)
     _log_config(trainer, cfg)
     if trainer.is_global_zero and datamodule.info.is_image and datamodule.augmentation.ops:
         save_augmentation_grid(datamodule, run_dir / "augmentation_preview.png")
