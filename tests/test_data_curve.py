@@ -46,7 +46,7 @@ def test_digits_curve_rises_and_the_half_data_estimate_predicts_full_data(tmp_pa
     assert estimate.low <= full_mean <= estimate.high, (estimate, full_mean)
     assert estimate.high - estimate.low < 0.1  # an interval that says something
     verdict = " ".join(json.loads((tmp_path / "data_curve.json").read_text())["verdict"])
-    assert "doubling the training data (1078 -> 2156 samples)" in verdict
+    assert f"doubling the training data ({full_size} -> {2 * full_size} samples)" in verdict
     assert "prediction interval" in verdict and "straight line" in verdict
 
 
