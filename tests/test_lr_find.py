@@ -44,11 +44,12 @@ def test_binary_and_regression_get_a_suggestion(tmp_path, experiment):
     assert 1e-6 < result["suggested_lr"] < 1.0
 
 
+@pytest.mark.slow
 def test_finetune_suggests_the_heads_rate(tmp_path, capsys):
     result = lr_find(find_cfg(
         tmp_path, "model=finetune", "model.net.backbone.name=test_resnet",
         "model.net.backbone.weights=none", "model.net.input_size=32", "model/finetuning=full",
-        "lr_find.num_training=40", "data.batch_size=32",
+        "lr_find.num_training=40", "data.batch_size=128",
     ))  # fmt: skip
     assert 1e-6 < result["suggested_lr"] < 1.0
     assert "head's learning rate" in capsys.readouterr().out
