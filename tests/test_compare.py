@@ -31,7 +31,10 @@ def test_two_runs_overlaid_and_ranked_by_validation_loss(two_runs, tmp_path):
     table = compare(list(two_runs), tmp_path / "cmp")
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 10_000
     saved = pd.read_csv(tmp_path / "cmp" / "compare.csv")
-    assert list(saved.run) == list(table.run) and set(saved.run) == {"bs16", "bs64"}  # no overrides.yaml
+    assert list(saved.run) == list(table.run) and set(saved.run) == {
+        "bs16",
+        "bs64",
+    }  # no overrides.yaml
     losses = {d.name: json.loads((d / "summary.json").read_text())["val_metrics"]["val/loss"] for d in two_runs}  # fmt: skip
     assert list(saved["val/loss"]) == pytest.approx(sorted(losses.values()))  # lower first
     assert list(saved.run) == sorted(losses, key=losses.get)
@@ -49,7 +52,10 @@ def test_a_multirun_directory_is_labelled_by_its_sweep(tmp_path, capsys):
     assert done.returncode == 0, done.stderr[-2000:]
     assert main([str(multi), "--out", str(tmp_path / "cmp")]) == 0
     saved = pd.read_csv(tmp_path / "cmp" / "compare.csv")
-    assert set(saved.run) == {"data.batch_size=16", "data.batch_size=64"}  # the shared ones left out
+    assert set(saved.run) == {
+        "data.batch_size=16",
+        "data.batch_size=64",
+    }  # the shared ones left out
     assert "runs by val/loss (lower is better)" in capsys.readouterr().out
 
 

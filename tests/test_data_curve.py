@@ -55,7 +55,9 @@ def test_subsets_are_stratified_and_drawn_from_train_only(tmp_path):
     datamodule = build_data(cfg)
     fold, labels = datamodule.fold, datamodule.data.targets.numpy()
     subset = train_subset(datamodule, 0.25, seed=3)
-    assert set(subset) <= set(fold.train) and len(subset) == len(fold.train) - math.ceil(0.75 * len(fold.train))
+    assert set(subset) <= set(fold.train) and len(subset) == len(fold.train) - math.ceil(
+        0.75 * len(fold.train)
+    )
     shares = np.bincount(labels[subset], minlength=10) / len(subset)
     assert np.abs(shares - np.bincount(labels[fold.train]) / len(fold.train)).max() < 0.01
     twin = datamodule.with_train(subset, seed=5)

@@ -18,7 +18,9 @@ def find_cfg(tmp_path, *overrides):
 
 
 def test_suggestion_is_in_range_and_trains_the_digits_mlp(tmp_path):
-    result = lr_find(find_cfg(tmp_path / "find", "experiment=digits_mlp", "lr_find.num_training=60"))
+    result = lr_find(
+        find_cfg(tmp_path / "find", "experiment=digits_mlp", "lr_find.num_training=60")
+    )
     lr = result["suggested_lr"]
     assert 1e-6 < lr < 1.0
     assert result["override"] == f"model.optimizer.lr={lr:.3g}"

@@ -183,7 +183,9 @@ def _table(runs: list[Run], main: str, metric: str, mode: str) -> pd.DataFrame:
     columns = dict.fromkeys([metric, f"val/{main}", "val/loss", f"test/{main}", "test/loss"])
     rows = []
     for run in runs:
-        status = run.summary.get("status") or ("no summary.json" if not run.summary else "completed")
+        status = run.summary.get("status") or (
+            "no summary.json" if not run.summary else "completed"
+        )
         row = {"run": run.label, "status": status, "epochs": len(run.history),
                **{c: run.metric(c) for c in columns}, "dir": str(run.path)}  # fmt: skip
         rows.append(row)
@@ -231,7 +233,9 @@ def _print(table: pd.DataFrame, metric: str, mode: str, out_dir: Path) -> None:
     for name in names:
         view.add_column(name, justify="left" if name in ("run", "status") else "right")
     for _, row in table.iterrows():
-        view.add_row(*(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in names))
+        view.add_row(
+            *(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in names)
+        )
     console = Console()
     console.print(view)
     console.print(f"figure: {out_dir / 'compare.png'}; table: {out_dir / 'compare.csv'}")

@@ -162,7 +162,9 @@ def finish(rows: list[dict[str, Any]], run_dir: Path, main: str, n_val: int, cla
     sizes = np.array([r["train_size"] for r in rows])
     scores = np.array([r["val_score"] for r in rows], dtype=float)
     seeds = len({r["seed"] for r in rows})
-    floor = 0.5 / max(n_val, 1) if classes else 1e-12  # half a validation sample: 0 errors stay finite
+    floor = (
+        0.5 / max(n_val, 1) if classes else 1e-12
+    )  # half a validation sample: 0 errors stay finite
     estimate = extrapolate(sizes, scores, 2 * int(sizes.max()), higher, seeds=seeds, floor=floor)
     lines = verdict(rows, main, higher, estimate)
     figure = plot(rows, main, run_dir / "data_curve.png", estimate)

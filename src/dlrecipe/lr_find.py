@@ -46,7 +46,11 @@ def check_settings(settings: DictConfig | None) -> dict[str, Any]:
         raise ConfigError("lr_find.* is missing: run python -m dlrecipe.lr_find (conf/lr_find.yaml)")  # fmt: skip
     low, high = settings.get("min_lr"), settings.get("max_lr")
     for key, value in (("min_lr", low), ("max_lr", high)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value < math.inf
+        ):
             raise ConfigError(f"lr_find.{key}={value!r} must be a positive learning rate, e.g. 1e-6")  # fmt: skip
     if low >= high:
         raise ConfigError(f"lr_find.min_lr={low:g} must be below lr_find.max_lr={high:g}")
@@ -59,7 +63,11 @@ def check_settings(settings: DictConfig | None) -> dict[str, Any]:
     if threshold is not None and (not isinstance(threshold, int | float) or threshold <= 1):
         raise ConfigError(f"lr_find.early_stop_threshold={threshold!r} must be > 1 (or null: never stop)")  # fmt: skip
     smoothing = settings.get("smoothing", 0.9)
-    if isinstance(smoothing, bool) or not isinstance(smoothing, int | float) or not 0 <= smoothing < 1:
+    if (
+        isinstance(smoothing, bool)
+        or not isinstance(smoothing, int | float)
+        or not 0 <= smoothing < 1
+    ):
         raise ConfigError(f"lr_find.smoothing={smoothing!r} must be in [0, 1), e.g. 0.9")
     return {"min_lr": float(low), "max_lr": float(high), "num_training": steps,
             "mode": settings.mode, "early_stop_threshold": threshold, "smoothing": float(smoothing)}  # fmt: skip

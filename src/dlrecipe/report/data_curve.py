@@ -119,7 +119,7 @@ def verdict(rows: list[dict[str, Any]], metric: str, higher: bool, estimate: Ext
     """Plain words: is the validation score still rising at full size, what would doubling give."""
     val = size_means(rows, "val_score")
     name = f"validation {metric}"
-    (n_top, top, _, runs) = val[-1]
+    (n_top, top, _, _runs) = val[-1]
     lines = []
     if len(val) >= 2:
         n_prev, prev = val[-2][0], val[-2][1]
@@ -132,15 +132,21 @@ def verdict(rows: list[dict[str, Any]], metric: str, higher: bool, estimate: Ext
             "estimate of the slope or its uncertainty: use data_curve.seeds=2 or more"
         )
         return lines
-    pct = int(round(100 * estimate.level))
+    pct = round(100 * estimate.level)
     better = "rising" if higher else "falling"
     slope = f"error ~ n^-{estimate.slope:.2f} ({pct} % interval {estimate.slope_low:.2f} .. {estimate.slope_high:.2f})"
     if estimate.slope_low > 0:
-        lines.append(f"the {name} is still {better} at full size: {step}; over the largest {len(estimate.sizes)} sizes the {slope}")
+        lines.append(
+            f"the {name} is still {better} at full size: {step}; over the largest {len(estimate.sizes)} sizes the {slope}"
+        )
     elif estimate.slope_high < 0:
-        lines.append(f"the {name} gets worse with more data ({step}; {slope}): look for a problem in the larger subsets' training, not for more data")
+        lines.append(
+            f"the {name} gets worse with more data ({step}; {slope}): look for a problem in the larger subsets' training, not for more data"
+        )
     else:
-        lines.append(f"the {name} is flat at full size, within the noise: {step}; {slope}, so more data of the same kind is unlikely to help much")
+        lines.append(
+            f"the {name} is flat at full size, within the noise: {step}; {slope}, so more data of the same kind is unlikely to help much"
+        )
     gain = estimate.score - top
     lines.append(
         f"doubling the training data ({n_top} -> {estimate.size} samples) would give a {name} of "
@@ -190,7 +196,7 @@ def plot(rows: list[dict[str, Any]], metric: str, path: Path, estimate: Extrapol
         below, above = estimate.score - estimate.low, estimate.high - estimate.score
         ax.errorbar([estimate.size], [estimate.score], yerr=[[abs(below)], [abs(above)]],
                     color="tab:orange", marker="o", mfc="white", linestyle="none", capsize=4,
-                    label=f"doubling estimate ({int(round(100 * estimate.level))} % interval)")  # fmt: skip
+                    label=f"doubling estimate ({round(100 * estimate.level)} % interval)")  # fmt: skip
         top = size_means(rows, "val_score")[-1]
         ax.plot([top[0], estimate.size], [top[1], estimate.score], ":", color="tab:orange")
     ax.set_xscale("log")
