@@ -145,7 +145,9 @@ def verdict(rows: list[dict[str, Any]], metric: str, higher: bool, estimate: Ext
         )
     else:
         lines.append(
-            f"the {name} is flat at full size, within the noise: {step}; {slope}, so more data of the same kind is unlikely to help much"
+            f"the {name} is not clearly rising any more at full size: {step}; {slope}, an "
+            "interval that includes 0 (no gain), so the rise is within the seed-to-seed noise: "
+            "more data may help little; more seeds (data_curve.seeds) would tell"
         )
     gain = estimate.score - top
     lines.append(
@@ -200,6 +202,9 @@ def plot(rows: list[dict[str, Any]], metric: str, path: Path, estimate: Extrapol
         top = size_means(rows, "val_score")[-1]
         ax.plot([top[0], estimate.size], [top[1], estimate.score], ":", color="tab:orange")
     ax.set_xscale("log")
+    ticks = sorted({int(r["train_size"]) for r in rows} | ({estimate.size} if estimate else set()))
+    ax.set_xticks(ticks, [str(t) for t in ticks])  # the sizes themselves, not powers of ten
+    ax.minorticks_off()
     ax.set_xlabel("training-set size (samples, log scale)")
     ax.set_ylabel(metric)
     ax.set_title("data curve: does more data help?")
