@@ -6,11 +6,16 @@ import json
 
 import pytest
 
-from dlrecipe.builders import compose
+from dlrecipe.builders import build_data, build_model, compose
 from dlrecipe.errors import exit_on_config_error
 from dlrecipe.lr_find import lr_find
 from dlrecipe.train import train
 from tests.conftest import QUICK
+
+# model/finetuning=full would unfreeze everything at epoch 0 of a fit; the range test keeps it frozen
+FINETUNE = ["model=finetune", "model.net.backbone.name=test_resnet", "model.net.backbone.weights=none",
+            "model.net.input_size=32", "model/finetuning=full", "lr_find.num_training=40",
+            "data.batch_size=128"]  # fmt: skip
 
 
 def find_cfg(tmp_path, *overrides):
@@ -48,13 +53,13 @@ def test_binary_and_regression_get_a_suggestion(tmp_path, experiment):
 
 @pytest.mark.slow
 def test_finetune_suggests_the_heads_rate(tmp_path, capsys):
-    result = lr_find(find_cfg(
-        tmp_path, "model=finetune", "model.net.backbone.name=test_resnet",
-        "model.net.backbone.weights=none", "model.net.input_size=32", "model/finetuning=full",
-        "lr_find.num_training=40", "data.batch_size=128",
-    ))  # fmt: skip
+    result = lr_find(find_cfg(tmp_path, *FINETUNE))
     assert 1e-6 < result["suggested_lr"] < 1.0
     assert "head's learning rate" in capsys.readouterr().out
+    # The rate found is the head's: only the head's parameters were in the optimizer.
+    cfg = find_cfg(tmp_path, *FINETUNE)
+    head = sum(p.numel() for p in build_model(cfg, build_data(cfg).info).net.head.parameters())
+    assert result["trained_parameters"] == head < result["parameters"]
 
 
 def test_lr_scaling_is_undone_in_the_override(tmp_path):

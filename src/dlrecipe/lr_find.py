@@ -82,7 +82,7 @@ def lr_scale(cfg: DictConfig) -> float:
     return {"linear": ratio, "sqrt": ratio**0.5}.get(rule, 1.0)
 
 
-def _recorder(model: Any, seen: list[tuple[float, float]]) -> Any:
+def _recorder(model: Any, seen: list[tuple[float, float]], facts: dict[str, int]) -> Any:
     """A model hook (the range test swaps the trainer's callbacks out) keeping each optimizer
     step's learning rate and raw loss: Lightning keeps only a running average whose start-up
     correction is one step off, so its first tens of points climb from half the loss."""
@@ -94,7 +94,10 @@ def _recorder(model: Any, seen: list[tuple[float, float]]) -> Any:
             return  # no optimizer step on this batch (gradient accumulation)
         last_step[0] = trainer.global_step
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        seen.append((float(trainer.optimizers[0].param_groups[0]["lr"]), float(loss)))
+        groups = trainer.optimizers[0].param_groups
+        seen.append((float(groups[0]["lr"]), float(loss)))
+        # what the test trains: the head alone for model=finetune (the backbone stays frozen)
+        facts["trained_parameters"] = sum(p.numel() for g in groups for p in g["params"])
 
     return on_train_batch_end
 
@@ -152,7 +155,8 @@ def lr_find(cfg: DictConfig) -> dict[str, Any]:
     )  # fmt: skip
     smoothing = settings.pop("smoothing")
     steps_seen: list[tuple[float, float]] = []
-    model.on_train_batch_end = _recorder(model, steps_seen)  # raw loss of every step
+    facts: dict[str, int] = {"parameters": sum(p.numel() for p in model.parameters())}
+    model.on_train_batch_end = _recorder(model, steps_seen, facts)  # raw loss of every step
     Tuner(trainer).lr_find(model, datamodule=datamodule, update_attr=False, **settings)
     del model.on_train_batch_end
     lrs = [lr for lr, _ in steps_seen]
@@ -165,7 +169,7 @@ def lr_find(cfg: DictConfig) -> dict[str, Any]:
         )
     override = suggestion / lr_scale(cfg)
     result = {"suggested_lr": suggestion, "override": f"model.optimizer.lr={override:.3g}",
-              "points": len(lrs), **settings, "smoothing": smoothing}  # fmt: skip
+              "points": len(lrs), **facts, **settings, "smoothing": smoothing}  # fmt: skip
     _write(lrs, losses, run_dir, result)
     _say(cfg, model, result, run_dir)
     return result
