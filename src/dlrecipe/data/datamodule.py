@@ -128,6 +128,21 @@ class DataModule(pl.LightningDataModule):
         twin._restored_test = None
         return twin
 
+    def with_train(self, train: np.ndarray, seed: int | None = None) -> DataModule:
+        """The same data and fold training on `train` only, a subset of the fold's training part.
+
+        Validation and test stay exactly as they are and normalization is refitted on the
+        subset, as a run on that much data would fit it (dlrecipe.data_curve is made of these).
+        """
+        fold = self.fold
+        train = np.sort(np.asarray(train, dtype=np.int64))
+        if not np.isin(train, fold.train).all():
+            raise ValueError("with_train takes a subset of the fold's own training indices")
+        twin = self.for_fold(self.fold_index, seed)
+        twin._folds = list(self.folds)
+        twin._folds[self.fold_index] = dataclasses.replace(fold, train=train)
+        return twin
+
     @property
     def info(self) -> DataInfo:
         data = self._served_features if self._served_features is not None else self.data
