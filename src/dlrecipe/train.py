@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlrecipe.builders import CONF_DIR, build_data, build_model, build_trainer, effective_batch_size
 from dlrecipe.callbacks.history import History
+from dlrecipe.callbacks.random_state import RandomState
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
@@ -72,7 +73,8 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
     if cfg.get("ckpt_path"):
         check_compatible(load_checkpoint(cfg.ckpt_path), model, cfg.ckpt_path)
     pruning = _pruning_callbacks(cfg, datamodule)
-    trainer = build_trainer(cfg, run_dir, extra_callbacks=pruning)
+    # RandomState: checkpoints carry the generators, so a resumed fit draws what this one would
+    trainer = build_trainer(cfg, run_dir, extra_callbacks=[*pruning, RandomState()])
     _log_config(trainer, cfg)
     if trainer.is_global_zero and datamodule.info.is_image and datamodule.augmentation.ops:
         save_augmentation_grid(datamodule, run_dir / "augmentation_preview.png")
