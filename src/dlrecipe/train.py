@@ -36,14 +36,19 @@ from dlrecipe.report.augmentation_grid import save_augmentation_grid
 from dlrecipe.report.build import write_report
 from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
 from dlrecipe.report.summary import RunSummary
-from dlrecipe.resume import resume_config
+from dlrecipe.resume import plan_resume
 from dlrecipe.sanity import run_suite as run_sanity_suite
 from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
 
 
 def train(cfg: DictConfig) -> float | None:
-    if cfg.get("resume"):
-        cfg = resume_config(cfg)
+    resuming = bool(cfg.get("resume"))
+    if resuming:
+        plan = plan_resume(cfg)  # a finished run: say so, change nothing
+        if plan.finished:
+            print(plan.finished)
+            return plan.optimized_value
+        cfg = plan.config
     cfg = name_trial_runs(cfg)
     run_lint(cfg)  # known config mistakes, before any data is loaded (extras.lint=false: off)
     datamodule = build_data(cfg)
@@ -57,7 +62,7 @@ def train(cfg: DictConfig) -> float | None:
             )
         from dlrecipe.cv.runner import cross_validate
 
-        return cross_validate(cfg, datamodule, fit_fold)
+        return cross_validate(cfg, datamodule, fit_fold, resuming=resuming)
     return fit_fold(cfg, datamodule).optimized_value
 
 
