@@ -34,6 +34,9 @@ def _run_dir(resume: str | None, fresh: str, resumed: str | None = None) -> str:
     is refused here, in one line with exit 2, so nothing is created or written there.
     """
     if resume is None:
+        from dlrecipe.failures import note_new_run_dir
+
+        note_new_run_dir(fresh)  # a run refused at once removes only what Hydra makes now
         return fresh
     from dlrecipe.resume import check_resume_path
 

@@ -29,6 +29,7 @@ from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
 from dlrecipe.errors import ConfigError, exit_on_config_error
+from dlrecipe.failures import record_failure
 from dlrecipe.lint import run_lint
 from dlrecipe.models.tasks import MAIN_METRIC, build_metrics
 from dlrecipe.predict import split_predictions
@@ -271,6 +272,7 @@ def _optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | list
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @exit_on_config_error
+@record_failure  # error.txt in the run directory, or no directory for a mistake caught at once
 def main(cfg: DictConfig) -> float | None:
     return train(cfg)
 
