@@ -53,6 +53,7 @@ def plan_resume(cfg: DictConfig) -> ResumePlan:
     if CONFIG_KEY not in checkpoint:
         raise ConfigError(f"{last} holds no dlrecipe config; it was not written by dlrecipe.train")
     original = OmegaConf.create(checkpoint[CONFIG_KEY])
+    original = _follow_output_dir(original)
     if kfold:
         from dlrecipe.cv.runner import unfold_config
 
@@ -75,6 +76,28 @@ def plan_resume(cfg: DictConfig) -> ResumePlan:
     if run_finished(run_dir, kfold, requested):
         _say_finished(plan, stored_epochs)
     return plan
+
+
+def _follow_output_dir(config: DictConfig) -> DictConfig:
+    """The stored config is resolved: checkpoint and logger directories name the directory the
+    run had then. Put ${paths.output_dir} back in front of them, so that they follow the run
+    (moved since, or a K-fold run's other folds) instead of writing into the old place."""
+    old = OmegaConf.select(config, "paths.output_dir", default=None)
+    if not isinstance(old, str) or not old:
+        return config
+    old = old.rstrip("/")
+
+    def follow(value: Any, key: str) -> Any:
+        if isinstance(value, dict):
+            return {k: follow(v, f"{key}.{k}".lstrip(".")) for k, v in value.items()}
+        if isinstance(value, list):
+            return [follow(v, key) for v in value]
+        under = isinstance(value, str) and (value == old or value.startswith(old + "/"))
+        if under and key != "paths.output_dir":
+            return "${paths.output_dir}" + value[len(old) :]
+        return value
+
+    return OmegaConf.create(follow(OmegaConf.to_container(config), ""))
 
 
 def find_run(resume: Any) -> tuple[Path, Path, bool]:
