@@ -157,8 +157,8 @@ def _not_a_dlrecipe_checkpoint(root: Path) -> Path:
 @pytest.mark.parametrize(
     "make, says",
     [
-        (lambda t: t / "missing", "does not exist"),
-        (lambda t: (t / "notes.txt", (t / "notes.txt").write_text("mine"))[0], "is a file"),
+        (lambda t: t / "missing", "nothing is there"),
+        (lambda t: (t / "notes.txt", (t / "notes.txt").write_text("mine"))[0], "but a file"),
         (lambda t: (t / "photos", (t / "photos").mkdir(), (t / "photos" / "a.png").write_bytes(b"x"))[0],
          "is not a dlrecipe run"),
         (lambda t: _not_a_dlrecipe_checkpoint(t / "lightning_run"), "holds no dlrecipe config"),

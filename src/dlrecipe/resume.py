@@ -106,11 +106,11 @@ def find_run(resume: Any) -> tuple[Path, Path, bool]:
     run_dir = Path(text).expanduser()
     hint = "give the directory of the run to continue, e.g. resume=outputs/train/<date>/<time>"
     if not run_dir.exists():
-        raise ConfigError(f"resume={text!r} does not exist; {hint}")
+        raise ConfigError(f"resume={text!r} is not a directory: nothing is there; {hint}")
     if not run_dir.is_dir():
         if run_dir.name == "last.ckpt" and run_dir.parent.name == "checkpoints":
             hint = f"give its run directory, resume={run_dir.parent.parent}"
-        raise ConfigError(f"resume={text!r} is a file, not a run directory; {hint}")
+        raise ConfigError(f"resume={text!r} is not a directory but a file; {hint}")
     if (run_dir / LAST).is_file():
         return run_dir, run_dir / LAST, False
     folds = sorted(p.parent.parent for p in run_dir.glob(f"*/{LAST}") if p.is_file())
@@ -147,8 +147,7 @@ def finished_without_changes(resume: Any, overrides: Any) -> bool:
         if wanted:
             requested: Any = int(wanted[-1])
         else:
-            config = _read_checkpoint(last).get(CONFIG_KEY)
-            requested = OmegaConf.select(OmegaConf.create(config), "trainer.max_epochs")
+            requested = _stored_max_epochs(_read_checkpoint(last))
         return run_finished(run_dir, kfold, requested)
     except (ConfigError, ValueError, TypeError):
         return False  # the run itself names what is wrong
@@ -175,9 +174,17 @@ def fold_finished(run_dir: Path, requested_epochs: Any) -> bool:
     done, epoch = summary.get("epochs_run"), checkpoint.get("epoch")
     if not isinstance(done, int) or not isinstance(epoch, int) or done < epoch + 1:
         return False  # a stale summary: training went on after it was written
-    config = checkpoint.get(CONFIG_KEY)
-    stored = OmegaConf.select(OmegaConf.create(config), "trainer.max_epochs") if isinstance(config, dict) else None  # fmt: skip
+    stored = _stored_max_epochs(checkpoint)
     return _epochs(requested_epochs) <= max(float(done), _epochs(stored))
+
+
+def _stored_max_epochs(checkpoint: dict[str, Any]) -> int | None:
+    """trainer.max_epochs of the config inside a checkpoint, read as plain data (nothing in that
+    config is resolved or built here: only an int counts)."""
+    config = checkpoint.get(CONFIG_KEY)
+    trainer = config.get("trainer") if isinstance(config, dict) else None
+    value = trainer.get("max_epochs") if isinstance(trainer, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _say_finished(plan: ResumePlan, stored_epochs: Any) -> None:
@@ -189,6 +196,7 @@ def _say_finished(plan: ResumePlan, stored_epochs: Any) -> None:
         done = f"all {len(summary.get('folds') or [])} folds and their aggregate"
     else:
         epochs = summary.get("epochs_run")
+        epochs = epochs if isinstance(epochs, int) else "?"
         stopped = " (stopped early)" if epochs != stored_epochs else ""
         done = f"{epochs} of {stored_epochs} epochs{stopped}"
     plan.finished = (
