@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from dlrecipe.builders import build_data
+from dlrecipe.data.loaders import epoch_permutation
 from dlrecipe.train import main
 
 pytestmark = pytest.mark.slow
@@ -203,3 +205,14 @@ def test_a_crashed_run_keeps_what_went_wrong(tmp_path):
     assert "val/nope" in text and "val/nope" in (run / "train.log").read_text()
     if code != 2:  # a crash, not a mistake translated into one line: the traceback is kept
         assert "Traceback" in text
+
+
+def test_worker_augmented_batches_come_in_the_seed_and_epoch_order(make_cfg):
+    # Images augmented in DataLoader workers: the order, like the fast path's, depends on
+    # (seed, epoch) only, so a resumed run's epoch 3 is the uninterrupted run's epoch 3.
+    data = build_data(make_cfg("data/augmentation=light", "data.num_workers=1"))
+    data.setup("fit")
+    assert data.augments_in_workers
+    sampler = data.train_dataloader().sampler
+    sampler.set_epoch(3)  # what Lightning does at each epoch start, after a resume too
+    assert list(sampler) == epoch_permutation(len(data.fold.train), data.seed, 3).tolist()
