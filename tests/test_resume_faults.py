@@ -44,6 +44,8 @@ def cli(*args: str) -> int:
         return 0
     except SystemExit as exit:
         return exit.code
+    except Exception:  # a crash: from a shell, its traceback and exit 1
+        return 1
     finally:
         sys.argv = argv
 
