@@ -127,8 +127,3 @@ class ModelSummaryOnce(RichModelSummary):
         if total_flops:
             facts += f"; FLOPs: {total_flops:,}"
         say(facts)
-
-
-def summary_shown() -> bool:
-    """Whether this process has printed its model summary (tests)."""
-    return _summary_shown
