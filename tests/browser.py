@@ -11,6 +11,7 @@ failed loads, asks the page for every <img>'s naturalWidth, and saves a full-pag
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -120,10 +121,8 @@ def check_page(page: Path, screenshot: Path, width: int = 1280) -> PageCheck:
                          "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}}, session)  # fmt: skip
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         result.errors = _errors(pipe.events)
-        try:
+        with contextlib.suppress(RuntimeError):  # it may close the pipe before it replies
             pipe.send("Browser.close")
-        except RuntimeError:
-            pass  # the browser may close the pipe before it replies
     finally:
         os.close(commands_w)
         try:

@@ -265,10 +265,11 @@ def _summarize(
     )  # fmt: skip
     summary.best_epoch = _best_epoch(rows, cfg.monitor.metric, cfg.monitor.mode)
     if trainer.is_global_zero and rows:
-        summary.learning_curves = str(
-            plot_learning_curves(rows, run_dir / "learning_curves.png", main,
-                                 summary.best_epoch, stopped_early(trainer.current_epoch, cfg.trainer.get("max_epochs")))  # fmt: skip
+        stopped = stopped_early(trainer.current_epoch, cfg.trainer.get("max_epochs"))
+        curves = plot_learning_curves(
+            rows, run_dir / "learning_curves.png", main, summary.best_epoch, stopped
         )
+        summary.learning_curves = str(curves)
         overfit = overfitting_epoch(rows)
         if overfit:
             summary.notes.append(

@@ -38,7 +38,9 @@ def plot_learning_curves(rows: list[dict[str, float]], path: Path, main_metric: 
         if scale == "log" and all(y > 0 for line in ax.get_lines() for y in line.get_ydata() if y == y):  # fmt: skip
             ax.set_yscale("log")  # a log axis needs positive values (an R2 or lr of 0 would not)
         if best_epoch is not None:
-            ax.axvline(best_epoch, color="tab:green", linestyle=":", label=f"best epoch {best_epoch}")
+            ax.axvline(
+                best_epoch, color="tab:green", linestyle=":", label=f"best epoch {best_epoch}"
+            )
         if stopped_early:
             ax.axvline(epochs[-1], color="tab:red", linestyle="-.", linewidth=1,
                        label=f"stopped early (epoch {epochs[-1]})")  # fmt: skip

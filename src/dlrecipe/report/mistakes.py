@@ -99,4 +99,6 @@ def _upsample(heat: np.ndarray, h: int, w: int) -> np.ndarray:
     from torch.nn import functional
 
     t = torch.as_tensor(np.asarray(heat, dtype=np.float32))[None, None]
-    return functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+    return functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[
+        0, 0
+    ].numpy()

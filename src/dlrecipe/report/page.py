@@ -1,6 +1,6 @@
 """A static HTML page (no server, no scripts): sections of headings, tables and images.
 
-    python -m dlrecipe.report outputs/train/<date>/<time>    # writes <run dir>/report/index.html
+python -m dlrecipe.report outputs/train/<date>/<time>    # writes <run dir>/report/index.html
 """
 
 from __future__ import annotations
@@ -57,9 +57,7 @@ def write_page(path: Path, title: str, sections: list[tuple[str, str]], header: 
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         # an empty icon: browsers would otherwise ask for favicon.ico and log a failed load
         f"<link rel='icon' href='data:,'><style>{STYLE}</style></head>\n"
-        f"<body><h1>{html.escape(title)}</h1>\n{header}\n"
-        + "\n".join(parts)
-        + "\n</body></html>\n"
+        f"<body><h1>{html.escape(title)}</h1>\n{header}\n" + "\n".join(parts) + "\n</body></html>\n"
     )
     return path
 
