@@ -21,6 +21,7 @@ def plot_learning_curves(rows: list[dict[str, float]], path: Path, main_metric: 
 
     matplotlib.use("Agg")  # headless: no display on servers and in CI
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] + 1 for r in rows]
     panels = [("loss", "loss", "linear"), ("loss", "loss (log scale)", "log"),
@@ -45,6 +46,7 @@ def plot_learning_curves(rows: list[dict[str, float]], path: Path, main_metric: 
             ax.axvline(epochs[-1], color="tab:red", linestyle="-.", linewidth=1,
                        label=f"stopped early (epoch {epochs[-1]})")  # fmt: skip
         ax.set(title=label, xlabel="epoch", ylabel=label.replace(" (log scale)", ""))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.savefig(path, dpi=100)

@@ -113,7 +113,8 @@ def first_filters(model: nn.Module, path: Path, limit: int = 32) -> Path:
     else:  # the first input channel's kernels
         maps = weight[:, 0].numpy()
         top = float(np.abs(maps).max()) or 1.0
-        shown = ax.imshow(tile(maps, columns), cmap="RdBu_r", vmin=-top, vmax=top)
+        cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#bbbbbb")  # gaps grey: white is 0
+        shown = ax.imshow(tile(maps, columns), cmap=cmap, vmin=-top, vmax=top)
         fig.colorbar(shown, ax=ax, label="weight")
         ax.set_title(f"first-layer filters ({len(weight)}, input channel 0)", fontsize=9)
     ax.set(xticks=[], yticks=[])
