@@ -127,7 +127,11 @@ def test_report_images_reach_tensorboard(digits_run):
     ("experiment", "expected", "absent"),
     [
         ("breast_cancer_mlp", ["ROC", "Calibration", "Worst"], ["Grad-CAM"]),
-        ("diabetes_mlp", ["Predicted vs true", "Worst"], ["Confusion matrix", "Grad-CAM"]),
+        (
+            "diabetes_mlp",
+            ["Predicted vs true", "Largest errors"],
+            ["Confusion matrix", "Grad-CAM", "least confident"],
+        ),
     ],
 )
 def test_table_run_reports(make_cfg, experiment, expected, absent):
