@@ -3,7 +3,7 @@
 #   make test  [PYTEST_ARGS="-k csv"]                             lint + the test suite
 # Each creates .venv and installs dlrecipe (editable, with [dev]) when it is missing or
 # pyproject.toml changed; `make test` also installs PostgreSQL (apt-get) for the storage
-# tests when it is absent.
+# tests and Chromium (apt-get) for the report's browser test when they are absent.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: train eval test lint format venv postgres bench
+.PHONY: train eval test lint format venv postgres browser bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,5 +48,15 @@ postgres:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
-test: lint postgres
+# The report is checked in a real headless browser (tests/browser.py): Debian's chromium,
+# never a browser downloaded by a test tool.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing Chromium for the report's browser test (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: lint postgres browser
 	$(PY) -m pytest $(PYTEST_ARGS)
