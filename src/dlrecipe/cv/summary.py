@@ -23,7 +23,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from dlrecipe.console import say, show, status
+from dlrecipe.console import say, show
 from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import ConfigError, read_json
 from dlrecipe.models.tasks import build_metrics
@@ -140,8 +140,7 @@ def aggregate(
     result.write(out_dir)
     from dlrecipe.report.build import write_cv_report
 
-    with status("building the cross-validation report"):
-        write_cv_report(out_dir, result)
+    write_cv_report(out_dir, result)
     return result
 
 
