@@ -22,7 +22,9 @@ class BuildPyWithConf(build_py):
         if getattr(self, "editable_mode", False):
             return  # an editable install reads the repo's conf/ directly
         target = Path(self.build_lib) / "dlrecipe" / "conf"
-        shutil.rmtree(target, ignore_errors=True)  # a config deleted from conf/ leaves no stale copy
+        shutil.rmtree(
+            target, ignore_errors=True
+        )  # a config deleted from conf/ leaves no stale copy
         shutil.copytree(CONF, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 

@@ -75,7 +75,9 @@ def _shown(value: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="dlrecipe-keys", description=__doc__.split("\n\n")[0])
-    parser.add_argument("group", nargs="?", default="", help="model, data.split, trainer ... (empty: all)")
+    parser.add_argument(
+        "group", nargs="?", default="", help="model, data.split, trainer ... (empty: all)"
+    )
     parser.add_argument("overrides", nargs="*", help="overrides, as on the train command line")
     parser.add_argument("--config", default="train", help="train | eval | preview")
     args = parser.parse_args(argv)

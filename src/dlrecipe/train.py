@@ -35,6 +35,7 @@ from dlrecipe.diagnosis import diagnose, diagnose_diverged
 from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
 from dlrecipe.edge import hydra_command
 from dlrecipe.errors import ConfigError
+from dlrecipe.extras import check_config as check_extras
 from dlrecipe.guards import (
     Diverged,
     DivergenceGuard,
@@ -62,6 +63,7 @@ def train(cfg: DictConfig) -> float | None:
     use_trusted_targets(cfg.get("trusted_targets"), cfg)
     if cfg.get("resume"):
         cfg = resume_config(cfg)
+    check_extras(cfg)  # logger=wandb without wandb, ...: the extra to install, before any data
     cfg = name_trial_runs(cfg)
     run_lint(cfg)  # known config mistakes, before any data is loaded (extras.lint=false: off)
     check_trainer_keys(cfg.trainer)  # a mistyped trainer.<flag> fails before the data loads

@@ -17,6 +17,7 @@ import torch
 
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.loaders import to_float
+from dlrecipe.extras import available, skipped
 from dlrecipe.models.module import LitModel
 from dlrecipe.predict import predict_batches
 from dlrecipe.report import figures, inside, mistakes, page
@@ -154,6 +155,9 @@ def _inside(
     classes = [
         int(probs[i] >= 0.5) if info.task == "binary" else int(probs[i].argmax()) for i in picks
     ]
+    if not available("pytorch_grad_cam"):  # base install: the figures below need no extra
+        cam = page.note(skipped("Grad-CAM", "pytorch_grad_cam"))
+        return [(f"Grad-CAM on {name}", cam), *_inside_figures(out, model, layer, name, x, info)]
     with torch.enable_grad():
         maps = inside.gradcam(model, x, classes, layer, info.task)
     titles = []
@@ -165,9 +169,6 @@ def _inside(
     mistakes.image_grid(
         to_float(raw[torch.as_tensor(picks)]).numpy(), titles, out / "gradcam.png", overlays=maps
     )
-    inside.activations(model, x[0].detach(), out / "activations.png")
-    inside.first_filters(model, out / "filters.png")
-    inside.filter_patterns(model, layer, tuple(info.input_shape), out / "filter_patterns.png")
     return [
         (
             f"Grad-CAM on {name}",
@@ -176,6 +177,16 @@ def _inside(
                 "where the predicted class's evidence lies: worst mistakes first, then confident correct predictions"
             ),
         ),
+        *_inside_figures(out, model, layer, name, x, info),
+    ]
+
+
+def _inside_figures(out, model, layer, name, x, info) -> list[tuple[str, str]]:
+    """Activations, filters and filter patterns: plain torch, no extra needed."""
+    inside.activations(model, x[0].detach(), out / "activations.png")
+    inside.first_filters(model, out / "filters.png")
+    inside.filter_patterns(model, layer, tuple(info.input_shape), out / "filter_patterns.png")
+    return [
         ("Intermediate activations", page.image("activations.png", "activation maps")),
         ("First-layer filters", page.image("filters.png", "first-layer filters")),
         (

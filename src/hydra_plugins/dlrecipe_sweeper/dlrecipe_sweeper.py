@@ -45,6 +45,9 @@ ConfigStore.instance().store(
 
 class DlrecipeOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
+        from dlrecipe.extras import require
+
+        require("optuna", "a sweep (hparams_search / the dlrecipe_optuna sweeper)")
         from dlrecipe.sweep.sweeper import OptunaSweep
 
         self.sweep_impl = OptunaSweep(**settings)
