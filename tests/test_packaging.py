@@ -148,3 +148,29 @@ def test_a_feature_without_its_extra_names_it(base_install, override, extra):
     assert f"pip install 'dlrecipe[{extra}]'" in line
     made = [p.name for p in (base_install["tmp"] / f"extra_{extra}").rglob("*") if p.is_file()]
     assert not [n for n in made if n.endswith((".ckpt", ".csv")) or n == "summary.json"], made
+
+
+def test_constraints_pin_every_dependency_inside_pyprojects_ranges():
+    """constraints.txt (make venv / make lock) pins each requirement of the base install, every
+    extra and dev, at a version its pyproject range allows: CI tests what a user may get."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+, as CI
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    for reqs in project["optional-dependencies"].values():
+        wanted += [Requirement(r) for r in reqs if not r.startswith("dlrecipe[")]
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version.strip()
+    for req in wanted:
+        pin = pins.get(canonicalize_name(req.name))
+        assert pin is not None, f"constraints.txt has no pin for {req.name}: run make lock"
+        assert req.specifier.contains(pin, prereleases=True), f"{req.name}=={pin} vs {req}"
+    all_extras = Requirement(project["optional-dependencies"]["all"][0]).extras
+    assert all_extras == set(project["optional-dependencies"]) - {"all", "dev"}
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-c constraints.txt -e '.[all,dev]'" in makefile  # make venv (and so make test)
