@@ -101,6 +101,20 @@ def run(install: dict, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+# Every entry point's module imports without the extras, and Hydra's plugin scan (which imports
+# every hydra_plugins module) finds dlrecipe's sweeper without optuna, warning-free (-W error).
+PROBE = """
+import importlib
+for name in ("train", "eval", "preview", "report.__main__", "cv_report", "sweep_report", "keys"):
+    importlib.import_module(f"dlrecipe.{name}")
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+assert "DlrecipeOptunaSweeper" in {p.__name__ for p in Plugins.instance().discover(Sweeper)}
+import dlrecipe.configs as c, dlrecipe.extras as e
+print(c.conf_dir()); print(e.missing())
+"""
+
+
 def test_the_install_ships_configs_and_a_script_per_entry_point(base_install):
     target = base_install["target"]
     assert (target / "dlrecipe" / "conf" / "train.yaml").is_file()
@@ -111,12 +125,9 @@ def test_the_install_ships_configs_and_a_script_per_entry_point(base_install):
     assert {"dlrecipe-train", "dlrecipe-eval", "dlrecipe-preview", "dlrecipe-report",
             "dlrecipe-cv-report", "dlrecipe-sweep-report", "dlrecipe-keys"} <= scripts  # fmt: skip
     assert all((target / "bin" / name).is_file() for name in scripts)
-    probe = run(
-        base_install, "-c",
-        "import dlrecipe.configs as c, dlrecipe.extras as e; print(c.conf_dir()); print(e.missing())",
-        cwd=base_install["tmp"] / "probe",
-    )  # fmt: skip
-    conf, missing = probe.stdout.splitlines()
+    probe = run(base_install, "-W", "error", "-c", PROBE, cwd=base_install["tmp"] / "probe")
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    conf, missing = probe.stdout.splitlines()[-2:]
     assert conf == str(target / "dlrecipe" / "conf")  # the packaged copy: no repo next to it
     assert "wandb" in missing and "optuna" in missing and "pytorch_grad_cam" in missing
 
