@@ -5,6 +5,10 @@
 #
 #   scripts/sweep_workers.sh 2 hparams_search=digits_lr_bs hydra.sweeper.n_trials=8
 #   scripts/sweep_workers.sh 4 hparams_search=digits_lr_bs trainer=gpu      # 4 GPUs, 4 trials at once
+#   DLRECIPE_STORAGE=file:$HOME/.sweepdb scripts/sweep_workers.sh 2 hparams_search=digits_lr_bs
+# A database URL with a password goes in $DLRECIPE_STORAGE (the URL, or file:<a file holding
+# it>), never on the command line: workers show and save it as user:***@host. A worker killed
+# mid-trial: run the script again, and its trial runs again with the same parameters.
 #
 # Each worker gets CUDA_VISIBLE_DEVICES=<i> (when GPUs exist) and its own sampler seed, and
 # logs to <sweep dir>/worker_<i>.log. For many machines, point hydra.sweeper.storage at a

@@ -1,13 +1,18 @@
 """A real PostgreSQL server for tests: started by the fixture, on a free port, removed afterwards.
 
+    python -m pytest tests/test_sweep_faults.py -k password -q     # uses postgres_password_url
+
 Needs Debian's postgresql package (`make test` installs it when absent). initdb refuses to run
-as root, so as root the server runs as the postgres user.
+as root, so as root the server runs as the postgres user. The superuser `postgres` is trusted
+over TCP (the fixtures administer with it); every other role must give its password
+(scram-sha-256), so tests of secret handling talk to a server that really checks one.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -45,6 +50,13 @@ def postgres_server() -> Iterator[tuple[str, int]]:
     data, port = os.path.join(base, "data"), _free_port()
     subprocess.run([*as_pg, f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
                    check=True, capture_output=True)  # fmt: skip
+    # Only the fixtures' superuser is trusted; any other role proves its password (TCP only).
+    hba = os.path.join(data, "pg_hba.conf")
+    with open(hba, "w") as handle:
+        handle.write("local all all trust\nhost all postgres 127.0.0.1/32 trust\n"
+                     "host all all 127.0.0.1/32 scram-sha-256\n")  # fmt: skip
+    if as_pg:
+        shutil.chown(hba, "postgres", "postgres")
     options = f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     subprocess.run([*as_pg, f"{bindir}/pg_ctl", "-D", data, "-l", f"{base}/server.log", "-w", "-t", "60", "-o", options, "start"],
                    check=True, capture_output=True)  # fmt: skip
@@ -70,6 +82,39 @@ def postgres_url(postgres_server) -> Iterator[str]:
     ) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     yield f"postgresql+psycopg://postgres@{host}:{port}/{name}"
+    with psycopg.connect(
+        host=host, port=port, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def postgres_password_role(postgres_server) -> tuple[str, str]:
+    """(user, password) of a role the server admits only with its password."""
+    import psycopg
+
+    host, port = postgres_server
+    user, password = "sweeper", "pw-" + secrets.token_urlsafe(18)
+    with psycopg.connect(
+        host=host, port=port, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+    return user, password
+
+
+@pytest.fixture
+def postgres_password_url(postgres_server, postgres_password_role) -> Iterator[str]:
+    """A fresh database owned by the password role: postgresql+psycopg://sweeper:<pw>@host:port/db."""
+    import psycopg
+
+    host, port = postgres_server
+    user, password = postgres_password_role
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(
+        host=host, port=port, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(f"CREATE DATABASE {name} OWNER {user}")
+    yield f"postgresql+psycopg://{user}:{password}@{host}:{port}/{name}"
     with psycopg.connect(
         host=host, port=port, user="postgres", dbname="postgres", autocommit=True
     ) as conn:

@@ -105,7 +105,8 @@ def run(install: dict, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 # every hydra_plugins module) finds dlrecipe's sweeper without optuna, warning-free (-W error).
 PROBE = """
 import importlib
-for name in ("train", "eval", "preview", "report.__main__", "cv_report", "sweep_report", "keys"):
+for name in ("train", "eval", "preview", "report.__main__", "cv_report", "sweep_report", "keys",
+             "data_curve", "lr_find", "compare"):
     importlib.import_module(f"dlrecipe.{name}")
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
@@ -123,7 +124,8 @@ def test_the_install_ships_configs_and_a_script_per_entry_point(base_install):
     (dist_info,) = target.glob("dlrecipe-*.dist-info")  # [project.scripts] as built
     scripts = {e.name for e in md.Distribution.at(dist_info).entry_points if e.group == "console_scripts"}  # fmt: skip
     assert {"dlrecipe-train", "dlrecipe-eval", "dlrecipe-preview", "dlrecipe-report",
-            "dlrecipe-cv-report", "dlrecipe-sweep-report", "dlrecipe-keys"} <= scripts  # fmt: skip
+            "dlrecipe-cv-report", "dlrecipe-sweep-report", "dlrecipe-keys", "dlrecipe-data-curve",
+            "dlrecipe-lr-find", "dlrecipe-compare"} <= scripts  # fmt: skip
     assert all((target / "bin" / name).is_file() for name in scripts)
     probe = run(base_install, "-W", "error", "-c", PROBE, cwd=base_install["tmp"] / "probe")
     assert probe.returncode == 0, probe.stderr[-3000:]

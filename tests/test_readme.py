@@ -110,6 +110,9 @@ def handler(command: Command):
         "python -m dlrecipe.sweep_report": run_sweep_report,
         "python -m dlrecipe.preview": run_preview,
         "python -m dlrecipe.keys": run_keys,
+        "python -m dlrecipe.lr_find": run_lr_find,
+        "python -m dlrecipe.data_curve": run_data_curve,
+        "python -m dlrecipe.compare": run_compare,
     }.get(program)
 
 
@@ -323,6 +326,43 @@ def run_preview(command: Command, workspace: Path, monkeypatch) -> None:
     out = run_dir_for("preview")
     written = preview(compose([*overrides(command), f"paths.output_dir={out}"], "preview"))
     assert Path(written).is_file()
+
+
+def run_lr_find(command: Command, workspace: Path, monkeypatch) -> None:
+    from dlrecipe.lr_find import lr_find
+
+    out = run_dir_for("lr_find")
+    cfg = compose([*overrides(command), *SCALE, "++trainer.limit_train_batches=null",
+                   "lr_find.num_training=30", f"paths.output_dir={out}"], "lr_find")  # fmt: skip
+    lr_find(cfg)
+    assert (out / "lr_find.png").is_file()
+
+
+def run_data_curve(command: Command, workspace: Path, monkeypatch) -> None:
+    from dlrecipe.data_curve import data_curve
+
+    out = run_dir_for("data_curve")
+    args = [a for a in overrides(command) if not a.startswith("data_curve.")]
+    data_curve(compose([*args, *SCALE, "data_curve.fractions=[0.25,0.5,1.0]", "data_curve.seeds=1",
+                        "data_curve.same_steps=false", f"paths.output_dir={out}"], "data_curve"))  # fmt: skip
+    assert (out / "data_curve.csv").is_file()
+
+
+def run_compare(command: Command, workspace: Path, monkeypatch) -> None:
+    from dlrecipe.compare import main
+    from dlrecipe.train import train
+
+    if "multiruns/" in command.text and not Path("outputs/wine_mlp/multiruns").is_dir():
+        run_train(
+            next(c for c in COMMANDS if "data.split.fold=0," in c.text), workspace, monkeypatch
+        )
+    args = overrides(command)
+    default = str(run_of("default")) if "<run dir>" in command.text else None
+    if default and args.count(default) == 2:  # `<run dir> <run dir>`: two different runs
+        second = run_dir_for("train")
+        train(at(compose([*SCALE, "data.batch_size=32"]), second))
+        args[args.index(default, args.index(default) + 1)] = str(second)
+    assert main(args) == 0
 
 
 def check_make(command: Command, workspace: Path, monkeypatch) -> None:

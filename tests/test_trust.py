@@ -194,6 +194,7 @@ def test_a_legit_run_still_evaluates_and_resumes(legit, tmp_path):
     checkpoint = torch.load(last, weights_only=True)
     checkpoint[CONFIG_KEY]["trainer"]["max_epochs"] = 2  # as if stopped after epoch 1 of 2
     torch.save(checkpoint, last)
+    (run_dir / "summary.json").unlink()  # a finished run is left alone; this one was "killed"
     train(compose([f"resume={run_dir}"]))
     assert json.loads((run_dir / "summary.json").read_text())["epochs_run"] == 2
     assert not (legit / "checkpoints" / "best-epoch001.ckpt").exists()  # nothing written there

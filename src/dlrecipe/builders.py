@@ -30,13 +30,34 @@ CONF_DIR = conf_dir()  # the repo's conf/, else the packaged copy (dlrecipe.conf
 
 
 def _run_dir(resume: str | None, fresh: str, resumed: str | None = None) -> str:
-    """hydra.run.dir / output_subdir: the resumed run's (or `resumed`) when resume= is set."""
+    """hydra.run.dir / output_subdir: the resumed run's (or `resumed`) when resume= is set.
+
+    Hydra creates this directory and writes into it right after: a path that is not a run
+    is refused here, in one line with exit 2, so nothing is created or written there.
+    """
     if resume is None:
+        from dlrecipe.failures import note_new_run_dir
+
+        note_new_run_dir(fresh)  # a run refused at once removes only what Hydra makes now
         return fresh
+    from dlrecipe.resume import check_resume_path
+
+    check_resume_path(resume)
     return resumed if resumed is not None else str(resume)
 
 
+def _output_subdir(resume: str | None, overrides: Any = None) -> str | None:
+    """hydra.output_subdir: .hydra, or .hydra_resume for a resumed run; none (nothing written)
+    when the resumed run is finished and this invocation will change nothing."""
+    if resume is None:
+        return ".hydra"
+    from dlrecipe.resume import finished_without_changes
+
+    return None if finished_without_changes(resume, overrides) else ".hydra_resume"
+
+
 OmegaConf.register_new_resolver("dlrecipe_run_dir", _run_dir, replace=True)
+OmegaConf.register_new_resolver("dlrecipe_output_subdir", _output_subdir, replace=True)
 
 
 def _open_node() -> DictConfig:

@@ -251,6 +251,7 @@ def hydra_command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable
     from dlrecipe.builders import CONF_DIR
     from dlrecipe.configs import check_conf_dir
     from dlrecipe.extras import check_argv
+    from dlrecipe.failures import record_failure
 
     def wrap(task: Callable[[Any], Any]) -> Callable[[], Any]:
         @functools.wraps(task)
@@ -258,9 +259,11 @@ def hydra_command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable
             check_whole_numbers(cfg)
             return task(cfg)
 
+        # record_failure: error.txt in the run directory, or no directory for a mistake caught
+        # at once (seed=abc included: the checks above run inside it)
         hydra_main = hydra.main(
             version_base="1.3", config_path=str(CONF_DIR), config_name=config_name
-        )(exit_on_config_error(checked))
+        )(exit_on_config_error(record_failure(checked)))
 
         @functools.wraps(task)
         def main() -> Any:

@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         "group", nargs="?", default="", help="model, data.split, trainer ... (empty: all)"
     )
     parser.add_argument("overrides", nargs="*", help="overrides, as on the train command line")
-    parser.add_argument("--config", default="train", help="train | eval | preview")
+    parser.add_argument(
+        "--config", default="train", help="train | eval | preview | lr_find | data_curve"
+    )
     args = parser.parse_args(argv)
     try:
         from hydra import compose, initialize_config_dir

@@ -2,6 +2,7 @@
 
 python -m dlrecipe.sweep_report outputs/sweep/sweeps/digits_lr_bs
 python -m dlrecipe.sweep_report <dir> --storage postgresql+psycopg://host/db --study digits_lr_bs
+DLRECIPE_STORAGE=postgresql+psycopg://user:pw@host/db python -m dlrecipe.sweep_report <dir>   # a password
 """
 
 from __future__ import annotations
@@ -35,15 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     from dlrecipe.sweep.report import write_sweep_report
-    from dlrecipe.sweep.storage import make_storage
+    from dlrecipe.sweep.storage import job_storage, make_storage, resolve_storage
 
     try:
         saved = args.sweep_dir / "sweep_summary.json"
         known = read_json(saved) if saved.is_file() else {}
         url = args.storage or known.get("storage") or str(args.sweep_dir / "study.journal")
+        # The summary keeps the storage as shown (password hidden): $DLRECIPE_STORAGE has the real one.
+        spec = job_storage(str(url)) if not args.storage and url == known.get("storage") else None
+        spec = spec or resolve_storage(str(url), args.sweep_dir / "study.journal", "--storage")
+        url = spec.shown
         if "://" not in url and not Path(url).is_file():
             raise ConfigError(f"no study storage at {url}; pass --storage")
-        storage = make_storage(url)
+        storage = make_storage(spec)
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         name = args.study or known.get("study_name") or (names[0] if len(names) == 1 else None)
         if name not in names:

@@ -29,6 +29,7 @@ from dlrecipe.builders import (
     effective_batch_size,
 )
 from dlrecipe.callbacks.history import History
+from dlrecipe.callbacks.random_state import RandomState
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.diagnosis import diagnose, diagnose_diverged
@@ -52,7 +53,7 @@ from dlrecipe.report.augmentation_grid import save_augmentation_grid
 from dlrecipe.report.build import write_report
 from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
 from dlrecipe.report.summary import RunSummary
-from dlrecipe.resume import resume_config
+from dlrecipe.resume import plan_resume
 from dlrecipe.sanity import run_suite as run_sanity_suite
 from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
 from dlrecipe.trust import use_trusted_targets
@@ -62,8 +63,13 @@ from dlrecipe.versions import versions
 def train(cfg: DictConfig) -> float | None:
     # what configs read from disk may build besides dlrecipe's own (dlrecipe.trust)
     use_trusted_targets(cfg.get("trusted_targets"), cfg)
-    if cfg.get("resume"):
-        cfg = resume_config(cfg)
+    resuming = bool(cfg.get("resume"))
+    if resuming:
+        plan = plan_resume(cfg)  # a finished run: say so, change nothing
+        if plan.finished:
+            print(plan.finished)
+            return plan.optimized_value
+        cfg = plan.config
     check_extras(cfg)  # logger=wandb without wandb, ...: the extra to install, before any data
     run_tags(cfg)  # tags=[...] must be a list of words (they go to the summary and loggers)
     if cfg.get("extras", {}).get("print_config"):  # the config that runs, as a tree (habits.py)
@@ -84,7 +90,7 @@ def train(cfg: DictConfig) -> float | None:
             )
         from dlrecipe.cv.runner import cross_validate
 
-        return cross_validate(cfg, datamodule, fit_fold)
+        return cross_validate(cfg, datamodule, fit_fold, resuming=resuming)
     if len(datamodule.folds) > 1:  # one fold of K (a multirun job): seeded as cross_validate does
         from dlrecipe.cv.runner import one_fold
 
@@ -105,7 +111,10 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
         check_compatible(load_checkpoint(cfg.ckpt_path, paths=cfg.paths), model, cfg.ckpt_path)
     pruning = _pruning_callbacks(cfg, datamodule)
     # DivergenceGuard: a NaN / inf loss stops the fit (exit 3, summary.json status: diverged).
-    trainer = build_trainer(cfg, run_dir, extra_callbacks=[*pruning, DivergenceGuard()])
+    # RandomState: checkpoints carry the generators, so a resumed fit draws what this one would.
+    trainer = build_trainer(
+        cfg, run_dir, extra_callbacks=[*pruning, DivergenceGuard(), RandomState()]
+    )
     _log_config(trainer, cfg)
     if trainer.is_global_zero and datamodule.info.is_image and datamodule.augmentation.ops:
         save_augmentation_grid(datamodule, run_dir / "augmentation_preview.png")

@@ -6,6 +6,7 @@ The data is loaded once and shared by the folds (each fits its own normalization
 training part). Each fold gets its own run directory, checkpoints, logger run and a seed
 derived from (seed, repeat, fold) by fold_seed, which a lone fold of a multirun uses too; the
 aggregate is written to the parent run directory.
+`resume=<run dir>` keeps the finished folds, continues the killed one and runs the rest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from dlrecipe.cv.summary import aggregate
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank
+from dlrecipe.errors import ConfigError
 from dlrecipe.report.summary import RunSummary
 
 
@@ -55,21 +57,50 @@ def fold_config(cfg: DictConfig, index: int, name: str, run_dir: Path) -> DictCo
     return fold_cfg
 
 
+def unfold_config(fold_cfg: DictConfig, run_dir: Path, source: Path) -> DictConfig:
+    """The K-fold run's config back from one of its folds' (fold_config's inverse, for resume=)."""
+    index = OmegaConf.select(fold_cfg, "data.split.fold", default=None)
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise ConfigError(
+            f"resume: {source} is not a fold of a K-fold run (data.split.fold={index!r})"
+        )
+    cfg = copy.deepcopy(fold_cfg)
+    with open_dict(cfg):
+        cfg.data.split.fold = None
+        cfg.seed = int(fold_cfg.seed) - 1000 * index
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
+
+
 def cross_validate(
     cfg: DictConfig,
     datamodule: DataModule,
     fit_fold: Callable[[DictConfig, DataModule], RunSummary],
+    resuming: bool = False,
 ) -> float | None:
+    """Every fold, then the aggregate. Resuming keeps finished folds and continues the others
+    from their last.ckpt (a fold never started runs from scratch)."""
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    summaries = []
+    fold_dirs = []
     for index, fold in enumerate(datamodule.folds):
         fold_cfg = fold_config(cfg, index, fold.name, run_dir)
-        summaries.append(fit_fold(fold_cfg, datamodule.for_fold(index, seed=int(fold_cfg.seed))))
+        fold_dir = Path(fold_cfg.paths.output_dir)
+        if resuming:
+            from dlrecipe.resume import LAST, fold_finished
+
+            if fold_finished(fold_dir, cfg.trainer.get("max_epochs")):
+                fold_dirs.append(fold_dir)  # kept as it is
+                continue
+            if (fold_dir / LAST).is_file():
+                with open_dict(fold_cfg):
+                    fold_cfg.ckpt_path = str(fold_dir / LAST)
+        summary = fit_fold(fold_cfg, datamodule.for_fold(index, seed=int(fold_cfg.seed)))
+        fold_dirs.append(Path(summary.run_dir))
     if is_child_rank():  # under DDP, rank 0 writes the aggregate
         return None
     wanted = cfg.get("optimized_metric")
     wanted = list(wanted) if OmegaConf.is_list(wanted) else wanted
-    result = aggregate([Path(s.run_dir) for s in summaries], run_dir, wanted)
+    result = aggregate(fold_dirs, run_dir, wanted)
     result.print()
     return result.optimized_value

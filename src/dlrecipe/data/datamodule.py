@@ -128,6 +128,21 @@ class DataModule(pl.LightningDataModule):
         twin._restored_test = None
         return twin
 
+    def with_train(self, train: np.ndarray, seed: int | None = None) -> DataModule:
+        """The same data and fold training on `train` only, a subset of the fold's training part.
+
+        Validation and test stay exactly as they are and normalization is refitted on the
+        subset, as a run on that much data would fit it (dlrecipe.data_curve is made of these).
+        """
+        fold = self.fold
+        train = np.sort(np.asarray(train, dtype=np.int64))
+        if not np.isin(train, fold.train).all():
+            raise ValueError("with_train takes a subset of the fold's own training indices")
+        twin = self.for_fold(self.fold_index, seed)
+        twin._folds = list(self.folds)
+        twin._folds[self.fold_index] = dataclasses.replace(fold, train=train)
+        return twin
+
     @property
     def info(self) -> DataInfo:
         data = self._served_features if self._served_features is not None else self.data
@@ -165,7 +180,10 @@ class DataModule(pl.LightningDataModule):
             return self._augmenting_loader(train, batch_size, shuffle, drop_last)
         loader = self._loader(train, batch_size, shuffle, drop_last)
         if isinstance(loader, TensorBatches) and self.trainer is not None:
-            loader.epoch = self.trainer.current_epoch  # a resumed run continues the batch order
+            # Read at each pass: a resumed fit builds its loader before Lightning restores the
+            # epoch, so a number taken now would replay epoch 0's order after a resume.
+            trainer = self.trainer
+            loader.epoch_of = lambda: trainer.current_epoch
         return loader
 
     def epoch_train_indices(self) -> np.ndarray:
@@ -205,12 +223,17 @@ class DataModule(pl.LightningDataModule):
             base = IndexedSamples(data.inputs, data.targets, torch.as_tensor(indices))
         else:
             base = Subset(data.inputs, indices.tolist())
+        # The order is a function of (seed, epoch), as on the other paths: Lightning sets the
+        # sampler's epoch before each pass, also after a resume (a generator seeded when the
+        # loader is built would restart at the resumed run's first epoch).
+        rank, world = self._rank_world()
+        sampler = EpochPermutation(len(indices), self.seed, rank, world) if shuffle else None
         generator = torch.Generator().manual_seed(
             self.seed + (self.trainer.current_epoch if self.trainer else 0)
         )
         return DataLoader(
             AugmentedSamples(base, self.augmentation.transform), batch_size=batch_size,
-            shuffle=shuffle, drop_last=drop_last, num_workers=self.num_workers,
+            sampler=sampler, drop_last=drop_last, num_workers=self.num_workers,
             persistent_workers=True, generator=generator, pin_memory=torch.cuda.is_available(),
         )  # fmt: skip
 

@@ -28,12 +28,16 @@ class TensorBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        epoch_of: Callable[[], int] | None = None,
     ):
         self.inputs, self.targets = inputs, targets
         self.indices = torch.as_tensor(indices, dtype=torch.long)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
+        # Where the epoch number comes from at each pass (the trainer's, which a resumed fit
+        # restores only after the loader is built); None: count passes from 0.
+        self.epoch_of = epoch_of
 
     def _local_count(self) -> int:
         n = len(self.indices)
@@ -48,6 +52,8 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.indices
         if self.shuffle:
+            if self.epoch_of is not None:
+                self.epoch = self.epoch_of()
             order = order[epoch_permutation(len(order), self.seed, self.epoch)]
             order = order[: len(order) // self.world_size * self.world_size]
             self.epoch += 1

@@ -46,10 +46,13 @@ def trial_for(cfg: DictConfig) -> Any | None:
 
     from dlrecipe.sweep.storage import load_study
 
-    pruner = None
-    if HydraConfig.initialized() and HydraConfig.get().sweeper.get("pruner"):
-        pruner = instantiate(HydraConfig.get().sweeper.pruner)
-    study = load_study(settings.study_name, settings.storage, pruner)
+    pruner, timeout = None, 5.0
+    if HydraConfig.initialized():
+        sweeper = HydraConfig.get().sweeper
+        pruner = instantiate(sweeper.pruner) if sweeper.get("pruner") else None
+        timeout = float(sweeper.get("connect_timeout") or timeout)
+    # optuna.storage is the URL as shown (password hidden); load_study finds the real one.
+    study = load_study(settings.study_name, settings.storage, pruner, connect_timeout=timeout)
     return optuna.trial.Trial(study, int(settings.trial_id))
 
 

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
+from dlrecipe.sweep.liveness import retried_numbers
 from dlrecipe.sweep.space import override_value
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,9 @@ log = logging.getLogger(__name__)
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    for t in trials:
         duration = (
             (t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_complete and t.datetime_start
@@ -41,6 +44,10 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
         row["last_step"] = t.last_step
         row.update({f"params.{k}": v for k, v in t.params.items()})
         row["error"] = t.user_attrs.get("error", "")
+        if t.number in retried:  # a killed trial: which trial ran its parameters again
+            row["error"] = (
+                f"{row['error'] or 'its worker stopped'}; retried as trial {retried[t.number]}"
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import (
     BaseDistribution,
@@ -71,13 +72,30 @@ def to_distribution(override: Override) -> BaseDistribution:
     raise ConfigError(f"search space {key}: {override.input_line} is not interval, choice or range")
 
 
+def _parse(parser: OverridesParser, lines: Iterable[str], prefix: str) -> list[Override]:
+    """Hydra's parse of each line; grammar mistakes named by their key, in one line."""
+    parsed = []
+    for line in lines:
+        try:
+            parsed += parser.parse_overrides([line])
+        except OverrideParseException as err:
+            key, _, value = line.partition("=")
+            details = [s.strip() for s in str(err).splitlines()[1:] if s.strip()]
+            raise ConfigError(
+                f"{prefix}{key}={value} is not sweep grammar ({details[0] if details else err}); "
+                "use interval(low, high), tag(log, interval(low, high)), choice(a, b) or range(start, stop)"
+            ) from None
+    return parsed
+
+
 def build_space(params: dict[str, Any] | None, arguments: Iterable[str], config: DictConfig) -> tuple[dict[str, BaseDistribution], list[str]]:  # fmt: skip
     """(distributions by key, fixed overrides) from the preset's params and the command line."""
     parser = OverridesParser.create()
     lines = [f"{k}={v}" for k, v in (params or {}).items()]
     searched: dict[str, BaseDistribution] = {}
     fixed: list[str] = []
-    for override in parser.parse_overrides(lines) + parser.parse_overrides(list(arguments)):
+    parsed = _parse(parser, lines, "hydra.sweeper.params.") + _parse(parser, arguments, "")
+    for override in parsed:
         key = override.key_or_group
         if override.is_sweep_override():
             check_key(key, config)
