@@ -108,7 +108,7 @@ def message_for(err: BaseException) -> str | None:
         for module in MODULES:
             if name and (name == module or name.startswith(f"{module}.")):
                 return f"this feature needs {install_hint(module)}"
-        err = err.__cause__ or err.__context__
+        err = err.__cause__  # only what raised it on purpose, not an unrelated handled error
     return None
 
 
