@@ -3,7 +3,8 @@
 #   make test  [PYTEST_ARGS="-k csv"]                             lint + the test suite
 # Each creates .venv and installs dlrecipe (editable, with every extra and [dev], pinned by
 # constraints.txt) when it is missing or pyproject.toml / constraints.txt changed; `make test`
-# also installs PostgreSQL (apt-get) for the storage tests when it is absent.
+# also installs PostgreSQL (apt-get) for the storage tests and Chromium (apt-get) for the
+# report's browser test when they are absent.
 #   make lock                                                     newest allowed versions -> constraints.txt
 
 PYTHON ?= python3
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: train eval test lint format venv lock postgres bench
+.PHONY: train eval test lint format venv lock postgres browser bench
 
 # constraints.txt pins every package to the versions CI tested: a fresh machine gets the same.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -58,5 +59,15 @@ postgres:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
-test: lint postgres
+# The report is checked in a real headless browser (tests/browser.py): Debian's chromium,
+# never a browser downloaded by a test tool.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing Chromium for the report's browser test (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: lint postgres browser
 	$(PY) -m pytest $(PYTEST_ARGS)

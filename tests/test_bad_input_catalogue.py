@@ -154,6 +154,7 @@ CASES: dict[str, Case] = {
     "predict-input-empty": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/empty.csv"), "predict.input", EMPTY),
     "predict-input-garbled": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/garbled.csv"), "predict.input", GARBLED),
     "predict-input-header-only": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/header.csv"), "predict.input", _write("header.csv", b"a,b\n")),
+    "predict-input-with-inf": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/inf.csv"), "predict.input", _write("inf.csv", b"a,b\n1,2\ninf,0\n")),
     "predict-input-lacks-features": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/other.csv"), "predict.input", _write("other.csv", b"q,r\n1,2\n")),
     "predict-folder-for-a-table-model": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}"), "predict.input"),
     "predict-output-elsewhere": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={table}", "predict.output={tmp}/notes.txt"), "predict.output", NOTES),

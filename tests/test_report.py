@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -67,9 +68,49 @@ def test_image_run_report_has_every_section_and_valid_pngs(digits_run):
     parsed = parse(index)
     assert_images_are_pngs(index, parsed)
     headings = " | ".join(parsed.headings)
-    for expected in ("Learning curves", "Confusion matrix", "Per-class", "ROC", "Calibration", "Worst",
-                     "Grad-CAM", "Intermediate activations", "First-layer filters"):  # fmt: skip
+    for expected in ("Learning curves", "Confusion matrix", "Per-class", "ROC", "Calibration", "Worst mistakes",
+                     "Correct but least confident", "Grad-CAM", "Intermediate activations", "First-layer filters"):  # fmt: skip
         assert expected in headings, expected
+
+
+@pytest.mark.slow
+def test_report_folder_is_self_contained(digits_run):
+    """Every image and link of the page points inside report/: the folder can be shared alone."""
+    text = (digits_run / "report" / "index.html").read_text()
+    assert "../" not in text
+    assert (digits_run / "report" / "learning_curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_worst_mistakes_are_wrong_and_least_confident_are_right(digits_run):
+    table = pd.read_csv(digits_run / "test_predictions.csv")
+    probs = table[[f"prob_{c}" for c in range(10)]].to_numpy()
+    targets = table["target"].astype(int).to_numpy()
+    losses = mistakes.per_sample_loss(probs, targets, "multiclass")
+    wrong, unsure = mistakes.split_by_correctness(probs, targets, losses, "multiclass", 16)
+    assert (probs[wrong].argmax(1) != targets[wrong]).all()
+    assert (probs[unsure].argmax(1) == targets[unsure]).all()
+    n_wrong = int((probs.argmax(1) != targets).sum())
+    assert len(wrong) == min(16, n_wrong) and len(unsure) == 16
+    headings = " | ".join(parse(digits_run / "report" / "index.html").headings)
+    assert f"Worst mistakes ({min(16, n_wrong)} wrong predictions" in headings
+
+
+@pytest.mark.slow
+def test_report_time_is_recorded_and_counted_in_wall_time(digits_run):
+    summary = json.loads((digits_run / "summary.json").read_text())
+    assert summary["report_seconds"] > 0
+    assert summary["total_seconds"] >= summary["fit_seconds"] + summary["report_seconds"]
+
+
+@pytest.mark.slow
+def test_filter_patterns_only_for_large_enough_images(digits_run):
+    out = digits_run / "report"
+    assert not (out / "filter_patterns.png").exists()  # 8x8 digits: below the 32 px default
+    assert "below report.filter_patterns_min_size=32" in (out / "index.html").read_text()
+    assert report_main([str(digits_run), "--filter-patterns-min-size", "8", "--worst-k", "4"]) == 0
+    assert (out / "filter_patterns.png").is_file()
+    assert "What filters of" in (out / "index.html").read_text()
 
 
 @pytest.mark.slow
@@ -86,7 +127,11 @@ def test_report_images_reach_tensorboard(digits_run):
     ("experiment", "expected", "absent"),
     [
         ("breast_cancer_mlp", ["ROC", "Calibration", "Worst"], ["Grad-CAM"]),
-        ("diabetes_mlp", ["Predicted vs true", "Worst"], ["Confusion matrix", "Grad-CAM"]),
+        (
+            "diabetes_mlp",
+            ["Predicted vs true", "Largest errors"],
+            ["Confusion matrix", "Grad-CAM", "least confident"],
+        ),
     ],
 )
 def test_table_run_reports(make_cfg, experiment, expected, absent):
@@ -97,6 +142,9 @@ def test_table_run_reports(make_cfg, experiment, expected, absent):
     assert_images_are_pngs(index, parsed)
     headings = " | ".join(parsed.headings)
     assert all(e in headings for e in expected) and not any(a in headings for a in absent)
+    # per-task tables without empty columns: regression predicts values, not probabilities
+    probability_column = "<th>probability</th>" in index.read_text()
+    assert probability_column == (experiment != "diabetes_mlp")
 
 
 def test_worst_picks_the_highest_losses():
@@ -151,12 +199,29 @@ def test_report_command_bad_input(digits_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_kfold_run_has_an_overview_report(make_cfg):
-    cfg = make_cfg("experiment=iris_mlp", "data/split=stratified_kfold", "data.split.k=3")
+def test_kfold_folds_skip_their_report_and_build_it_on_demand(make_cfg):
+    cfg = make_cfg("experiment=iris_mlp", "data/split=stratified_kfold", "data.split.k=3",
+                   "trainer.max_epochs=1")  # fmt: skip
     train(cfg)
     run = Path(cfg.paths.output_dir)
     text = (run / "report" / "index.html").read_text()
     assert "fold ensemble" in text and "mean" in text
-    for i in range(3):
-        assert f"../fold{i}/report/index.html" in text
-        assert (run / f"fold{i}" / "report" / "index.html").is_file()
+    assert not any((run / f"fold{i}" / "report").exists() for i in range(3))
+    assert f"python -m dlrecipe.report {run / 'fold0'}" in text  # the one command, whole
+    assert report_main([str(run / "fold1")]) == 0
+    assert (run / "fold1" / "report" / "index.html").is_file()
+
+
+def test_reports_are_off_in_sweep_trials_unless_asked(make_cfg):
+    from dlrecipe.report.build import report_wanted
+    from dlrecipe.report.summary import RunSummary
+
+    plain = RunSummary("run", "multiclass", "acc")
+    fold = RunSummary("run", "multiclass", "acc", fold="fold0")
+    assert report_wanted(make_cfg(), plain) and not report_wanted(make_cfg(), fold)
+    trial = make_cfg("optuna.trial_number=3")
+    assert not report_wanted(trial, plain)
+    assert report_wanted(
+        make_cfg("optuna.trial_number=3", "report.in_trials_and_folds=true"), plain
+    )
+    assert not report_wanted(make_cfg("report.enabled=false"), plain)

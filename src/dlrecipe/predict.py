@@ -17,7 +17,7 @@ import torch
 
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import DataInfo
-from dlrecipe.data.sources.csv_table import feature_matrix
+from dlrecipe.data.sources.csv_table import feature_matrix, unusable_rows
 from dlrecipe.data.sources.image_folder import IMAGE_SUFFIXES, read_image
 from dlrecipe.errors import ConfigError
 from dlrecipe.models.module import LitModel
@@ -65,6 +65,14 @@ def read_inputs(
             f"predict.input={source!r} lacks the training features {missing[:8]}; give the same columns as the training data"
         )
     features = frame.drop(columns=[target]) if target in frame.columns else frame
+    used = [c for c in features.columns if c in names or any(n.startswith(f"{c}_") for n in names)]
+    bad, counts = unusable_rows(features, used)
+    if bad.any():  # an inf or NaN input gives a garbage prediction that looks like any other
+        lines = ", ".join(str(i + 2) for i in np.flatnonzero(bad)[:5])  # +2: header, 1-based
+        raise ConfigError(
+            f"predict.input={source!r}: columns {list(counts)} have missing values or ±inf in "
+            f"{int(bad.sum())} of {len(frame)} rows (file lines {lines}); fix or leave out those rows"
+        )
     x = torch.as_tensor(feature_matrix(features, names).to_numpy())
     truth = frame[target] if target in frame.columns else None
     return x, [str(i) for i in range(len(frame))], truth

@@ -50,8 +50,8 @@ from dlrecipe.models.tasks import MAIN_METRIC, build_metrics
 from dlrecipe.predict import split_predictions
 from dlrecipe.refit import check_refit, refit
 from dlrecipe.report.augmentation_grid import save_augmentation_grid
-from dlrecipe.report.build import write_report
-from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves
+from dlrecipe.report.build import report_wanted, write_report
+from dlrecipe.report.curves import overfitting_epoch, plot_learning_curves, stopped_early
 from dlrecipe.report.summary import RunSummary
 from dlrecipe.resume import plan_resume
 from dlrecipe.sanity import run_suite as run_sanity_suite
@@ -157,10 +157,13 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
             _write_predictions(model, datamodule, run_dir)
             summary.write(run_dir / "summary.json")
             summary_to_wandb(trainer, summary)
-            if cfg.get("report") and cfg.report.enabled:
+            if report_wanted(cfg, summary):  # off in sweep trials and folds unless asked
+                report_started = time.perf_counter()
                 summary.report = str(
                     write_report(run_dir, model, datamodule, cfg.report, trainer.loggers)
                 )
+                summary.report_seconds = time.perf_counter() - report_started
+                summary.total_seconds = time.perf_counter() - started  # the report counts too
                 summary.write(run_dir / "summary.json")
             summary.print()
         return summary
@@ -277,9 +280,11 @@ def _summarize(
     )  # fmt: skip
     summary.best_epoch = _best_epoch(rows, cfg.monitor.metric, cfg.monitor.mode)
     if trainer.is_global_zero and rows:
-        summary.learning_curves = str(
-            plot_learning_curves(rows, run_dir / "learning_curves.png", main)
+        stopped = stopped_early(trainer.current_epoch, cfg.trainer.get("max_epochs"))
+        curves = plot_learning_curves(
+            rows, run_dir / "learning_curves.png", main, summary.best_epoch, stopped
         )
+        summary.learning_curves = str(curves)
         overfit = overfitting_epoch(rows)
         if overfit:
             summary.notes.append(

@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-layer", default=None, help="Grad-CAM layer, e.g. net.features.6")
     parser.add_argument("--worst-k", type=int, default=16)
     parser.add_argument("--cam-samples", type=int, default=8)
+    parser.add_argument("--filter-patterns-min-size", type=int, default=32,
+                        help="gradient-ascent filter patterns for images at least this many px a side")  # fmt: skip
     parser.add_argument(
         "--trusted-targets", default="", metavar="A,B",
         help="callables outside dlrecipe's own that the run's config may build (dlrecipe.trust)",
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             "worst_k": args.worst_k,
             "target_layer": args.target_layer,
             "cam_samples": args.cam_samples,
+            "filter_patterns_min_size": args.filter_patterns_min_size,
         }
         index = write_report(args.run_dir, model, datamodule, settings)
     except Exception as err:  # a user's mistake: one line, exit 2; a bug: its traceback

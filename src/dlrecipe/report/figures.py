@@ -24,36 +24,31 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100)  # figures use layout="constrained": nothing clipped or overlapping
     _pyplot().close(fig)
     return path
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, names: list[str], path: Path) -> Path:
+    """One matrix: colour = share of the true class (comparable across class sizes), text = count."""
     plt = _pyplot()
     labels = list(range(len(names)))
     counts = skm.confusion_matrix(y_true, y_pred, labels=labels)
     rows = counts.sum(1, keepdims=True)
     normalized = np.divide(counts, rows, out=np.zeros_like(counts, dtype=float), where=rows > 0)
-    size = max(4.5, 0.45 * len(names) + 2.5)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * size, size))
-    for ax, matrix, title, fmt in (
-        (axes[0], counts, "counts", "d"),
-        (axes[1], normalized, "normalized by true class", ".2f"),
-    ):
-        ax.imshow(matrix, cmap="Blues")
-        ax.set_title(f"confusion matrix ({title})")
-        ax.set_xticks(labels, names, rotation=45, ha="right")
-        ax.set_yticks(labels, names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        if len(names) <= 20:
-            top = matrix.max() or 1
-            for i in labels:
-                for j in labels:
-                    ax.text(j, i, format(matrix[i, j], fmt), ha="center", va="center", fontsize=8,
-                            color="white" if matrix[i, j] > top / 2 else "black")  # fmt: skip
+    size = max(4.0, 0.35 * len(names) + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size), layout="constrained")
+    shown = ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(shown, ax=ax, shrink=0.8, label="share of the true class")
+    ax.set_title("confusion matrix (numbers: counts)")
+    ax.set_xticks(labels, names, rotation=45, ha="right")
+    ax.set_yticks(labels, names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(names) <= 20:
+        for i, j in zip(*np.nonzero(counts), strict=True):  # zeros left blank: the eye finds errors
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if normalized[i, j] > 0.5 else "black")  # fmt: skip
     return _save(fig, path)
 
 
@@ -70,7 +65,7 @@ def per_class(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> list[
 def roc_pr(y_true: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> Path:
     """ROC and precision-recall curves; one-vs-rest per class for multiclass."""
     plt = _pyplot()
-    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained")
     curves = (
         [(names[1], y_true == 1, probs)]
         if probs.ndim == 1
@@ -96,8 +91,13 @@ def roc_pr(y_true: np.ndarray, probs: np.ndarray, names: list[str], path: Path) 
     return _save(fig, path)
 
 
-def calibration(y_true: np.ndarray, probs: np.ndarray, path: Path, bins: int = 10) -> Path:
-    """Reliability diagram: predicted confidence against observed accuracy, per confidence bin."""
+def calibration(y_true: np.ndarray, probs: np.ndarray, path: Path, bins: int = 10, min_count: int = 20) -> Path:  # fmt: skip
+    """Reliability diagram: predicted confidence against observed accuracy, per confidence bin.
+
+    Bins hold equal numbers of samples (quantiles of the confidence), at least min_count each:
+    equal-width bins on a confident model put one or two samples in the low bins, whose
+    accuracy swings between 0 and 1 and reads as miscalibration.
+    """
     plt = _pyplot()
     if probs.ndim == 1:  # binary: probability of the positive class vs its frequency
         confidence, correct = probs, (y_true == 1).astype(float)
@@ -105,42 +105,38 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, path: Path, bins: int = 1
     else:  # multiclass: top-label confidence vs accuracy
         confidence, correct = probs.max(1), (probs.argmax(1) == y_true).astype(float)
         xlabel = "confidence of the predicted class"
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
-    centers, observed, counts = [], [], []
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            centers.append(confidence[mask].mean())
-            observed.append(correct[mask].mean())
-            counts.append(mask.sum())
+    which = quantile_bins(confidence, bins, min_count)
+    groups = [which == b for b in np.unique(which)]
+    centers = [float(confidence[g].mean()) for g in groups]
+    observed = [float(correct[g].mean()) for g in groups]
+    counts = [int(g.sum()) for g in groups]
     ece = sum(c * abs(o - m) for c, o, m in zip(counts, observed, centers, strict=True)) / max(
         1, len(confidence)
     )
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
     ax.plot([0, 1], [0, 1], "k:", linewidth=1, label="perfect calibration")
     ax.plot(centers, observed, "o-", label=f"model (ECE {ece:.3f})")
-    for x, y, n in zip(
-        centers, observed, counts, strict=True
-    ):  # sparse bins are noisy: say how sparse
-        ax.annotate(
-            str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#555"
-        )
-    ax.set(
-        title="calibration (reliability)",
-        xlabel=xlabel,
-        ylabel="observed frequency",
-        xlim=(0, 1),
-        ylim=(0, 1),
-    )
+    for x, y, n in zip(centers, observed, counts, strict=True):
+        ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#555")  # fmt: skip
+    low = min(0.5 if probs.ndim > 1 else 0.0, min(centers, default=0.0) - 0.05)
+    ax.set(title=f"calibration ({len(counts)} equal-count bins, samples per bin shown)",
+           xlabel=xlabel, ylabel="observed frequency", xlim=(max(0.0, low), 1), ylim=(0, 1.02))  # fmt: skip
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path)
+
+
+def quantile_bins(values: np.ndarray, bins: int = 10, min_count: int = 20) -> np.ndarray:
+    """Bin index per value: equal-count bins (at most `bins`, each of at least min_count
+    values where there are that many); ties never split across bins."""
+    n_bins = max(1, min(bins, len(values) // max(1, min_count)))
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    return np.searchsorted(edges, values, side="right")
 
 
 def regression(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> Path:
     plt = _pyplot()
-    fig, (fit_ax, res_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, (fit_ax, res_ax) = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained")
     low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
     fit_ax.scatter(y_true, y_pred, s=12, alpha=0.7)
     fit_ax.plot([low, high], [low, high], "k:", linewidth=1)

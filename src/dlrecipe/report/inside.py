@@ -54,13 +54,22 @@ def gradcam(
         return cam(input_tensor=inputs, targets=[target(c) for c in classes])
 
 
+def tile(maps: np.ndarray, columns: int) -> np.ndarray:
+    """Maps (N, H, W) as one (rows*(H+1)-1, columns*(W+1)-1) mosaic with NaN (blank) gaps:
+    one image and one shared colour scale instead of N small axes (also much faster to draw)."""
+    n, h, w = maps.shape
+    rows = -(-n // columns)
+    out = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), np.nan, dtype=np.float32)
+    for i, m in enumerate(maps):
+        r, c = divmod(i, columns)
+        out[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = m
+    return out
+
+
 def activations(model: nn.Module, sample: torch.Tensor, path: Path, channels: int = 8) -> Path:
-    """The first channels of every convolution's output for one sample, one row per layer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """The first channels of every convolution's output for one sample: one row per layer,
+    each with its own colour bar (activation scales differ from layer to layer)."""
+    plt = _pyplot()
     captured: dict[str, torch.Tensor] = {}
     hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out.detach()))
              for n, m in conv_layers(model).items()]  # fmt: skip
@@ -68,47 +77,59 @@ def activations(model: nn.Module, sample: torch.Tensor, path: Path, channels: in
         model(sample[None])
     for h in hooks:
         h.remove()
-    fig, axes = plt.subplots(
-        len(captured), channels, figsize=(1.4 * channels, 1.5 * len(captured)), squeeze=False
-    )
+    # Axes placed by hand (rows of a fixed height, the colour bar in a reserved right margin):
+    # a layout engine over rows of colour bars cost more than drawing them.
+    row_in, top_in, width_in = 1.25, 0.35, 9.0
+    fig = plt.figure(figsize=(width_in, row_in * len(captured) + top_in))
+    height = row_in * len(captured) + top_in
     for row, (name, out) in enumerate(captured.items()):
-        for c in range(channels):
-            ax = axes[row][c]
-            ax.axis("off")
-            if c < out.shape[1]:
-                ax.imshow(out[0, c].cpu().numpy(), cmap="viridis")
-        axes[row][0].set_title(name, fontsize=7, loc="left")
-    fig.suptitle("activations of each convolution (first channels) for one test image", fontsize=9)
-    fig.tight_layout()
+        maps = out[0, :channels].float().cpu().numpy()
+        bottom = (height - top_in - row_in * (row + 1) + 0.1) / height
+        ax = fig.add_axes((0.02, bottom, 0.86, (row_in - 0.35) / height))
+        bar = fig.add_axes((0.9, bottom, 0.015, (row_in - 0.35) / height))
+        shown = ax.imshow(tile(maps, len(maps)), cmap="viridis", aspect="auto")
+        ax.set(xticks=[], yticks=[])
+        ax.set_title(f"{name}: channels 0-{len(maps) - 1}, {maps.shape[1]}x{maps.shape[2]}", fontsize=7, loc="left")  # fmt: skip
+        fig.colorbar(shown, cax=bar).ax.tick_params(labelsize=7)
+    fig.suptitle("activations of each convolution for one test image (colour bar: activation)", fontsize=9, y=1 - 0.08 / height)  # fmt: skip
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
 def first_filters(model: nn.Module, path: Path, limit: int = 32) -> Path:
-    """The first convolution's kernels, each min-max scaled, as small images."""
+    """The first convolution's kernels as raw weights on one diverging colour scale (0 white),
+    so their signs and relative strengths read off the colour bar; RGB kernels as colours."""
+    plt = _pyplot()
+    weight = next(iter(conv_layers(model).values())).weight.detach().float().cpu()[:limit]
+    columns = min(8, len(weight))
+    fig, ax = plt.subplots(figsize=(1.0 * columns + 1.5, 1.0 * -(-len(weight) // columns) + 0.7),
+                           layout="constrained")  # fmt: skip
+    if weight.shape[1] == 3:  # colour kernels: each min-max scaled to show its colour pattern
+        k = weight - weight.amin((1, 2, 3), keepdim=True)
+        k = (k / (k.amax((1, 2, 3), keepdim=True) + 1e-8)).numpy()
+        ax.imshow(np.stack([tile(k[:, c], columns) for c in range(3)], -1), interpolation="nearest")
+        ax.set_title("first-layer filters (RGB, each scaled to its own range)", fontsize=9)
+    else:  # the first input channel's kernels
+        maps = weight[:, 0].numpy()
+        top = float(np.abs(maps).max()) or 1.0
+        cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#bbbbbb")  # gaps grey: white is 0
+        shown = ax.imshow(tile(maps, columns), cmap=cmap, vmin=-top, vmax=top)
+        fig.colorbar(shown, ax=ax, label="weight")
+        ax.set_title(f"first-layer filters ({len(weight)}, input channel 0)", fontsize=9)
+    ax.set(xticks=[], yticks=[])
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    weight = next(iter(conv_layers(model).values())).weight.detach().cpu()[:limit]
-    columns = 8
-    rows = -(-len(weight) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.2 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, kernel in enumerate(weight):
-        k = (kernel - kernel.min()) / (kernel.max() - kernel.min() + 1e-8)
-        axes.flat[i].imshow(
-            k[0] if k.shape[0] != 3 else k.permute(1, 2, 0),
-            cmap="gray" if k.shape[0] != 3 else None,
-        )
-    fig.suptitle("first-layer filters", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plt
 
 
 def filter_patterns(model: nn.Module, layer: nn.Module, input_shape: tuple[int, ...], path: Path, n: int = 8, steps: int = 60) -> Path:  # fmt: skip
@@ -151,7 +172,7 @@ def filter_patterns(model: nn.Module, layer: nn.Module, input_shape: tuple[int, 
     finally:
         hook.remove()
         model.train(was_training)
-    fig, axes = plt.subplots(1, len(patterns), figsize=(1.5 * len(patterns), 1.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(patterns), figsize=(1.5 * len(patterns), 1.9), squeeze=False, layout="constrained")  # fmt: skip
     for i, p in enumerate(patterns):
         p = (p - p.min()) / (p.max() - p.min() + 1e-8)
         ax = axes[0][i]
@@ -161,7 +182,6 @@ def filter_patterns(model: nn.Module, layer: nn.Module, input_shape: tuple[int, 
         )
         ax.set_title(f"filter {i}", fontsize=7)
         ax.axis("off")
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -1,4 +1,7 @@
-"""A static HTML page (no server, no scripts): sections of headings, tables and images."""
+"""A static HTML page (no server, no scripts): sections of headings, tables and images.
+
+python -m dlrecipe.report outputs/train/<date>/<time>    # writes <run dir>/report/index.html
+"""
 
 from __future__ import annotations
 
@@ -12,13 +15,15 @@ table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; margin: 0.5em 0; } .note { color: #666; font-size: 0.9em; }
+.header { color: #444; } code { background: #f4f4f4; padding: 0 3px; }
 """
 
 
 def table(rows: list[dict], digits: int = 4) -> str:
     if not rows:
         return ""
-    columns = list(rows[0])
+    # a column empty in every row (no test set, no probability for regression) says nothing
+    columns = [c for c in rows[0] if any(r.get(c) is not None for r in rows)]
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = "".join(
         "<tr>"
@@ -41,13 +46,18 @@ def link(href: str, text: str) -> str:
     return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
 
 
-def write_page(path: Path, title: str, sections: list[tuple[str, str]]) -> Path:
+def code(text: str) -> str:
+    return f"<code>{html.escape(text)}</code>"
+
+
+def write_page(path: Path, title: str, sections: list[tuple[str, str]], header: str = "") -> Path:
+    """header: HTML shown under the title (already escaped by the helpers above)."""
     parts = [f"<h2>{html.escape(h)}</h2>\n{body}" for h, body in sections if body]
     path.write_text(
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head>\n<body><h1>{html.escape(title)}</h1>\n"
-        + "\n".join(parts)
-        + "\n</body></html>\n"
+        # an empty icon: browsers would otherwise ask for favicon.ico and log a failed load
+        f"<link rel='icon' href='data:,'><style>{STYLE}</style></head>\n"
+        f"<body><h1>{html.escape(title)}</h1>\n{header}\n" + "\n".join(parts) + "\n</body></html>\n"
     )
     return path
 

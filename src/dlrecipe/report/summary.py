@@ -44,6 +44,7 @@ class RunSummary:
     optimized_metric: str | None = None
     optimized_value: float | None = None
     report: str | None = None  # report/index.html
+    report_seconds: float | None = None  # time to build the report (part of total_seconds)
     peak_rss_mb: float = 0.0  # this process's peak resident memory (not DataLoader workers')
     peak_gpu_mb: float | None = None  # torch.cuda.max_memory_allocated; None without CUDA
     status: str = "completed"  # completed | diverged (the loss became NaN / inf: no result)
