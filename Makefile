@@ -1,9 +1,11 @@
 # Two commands do all the set-up on a fresh machine:
 #   make train [ARGS="experiment=wine_mlp trainer.max_epochs=5"]   run an experiment
 #   make test  [PYTEST_ARGS="-k csv"]                             lint + the test suite
-# Each creates .venv and installs dlrecipe (editable, with [dev]) when it is missing or
-# pyproject.toml changed; `make test` also installs PostgreSQL (apt-get) for the storage
-# tests and Chromium (apt-get) for the report's browser test when they are absent.
+# Each creates .venv and installs dlrecipe (editable, with every extra and [dev], pinned by
+# constraints.txt) when it is missing or pyproject.toml / constraints.txt changed; `make test`
+# also installs PostgreSQL (apt-get) for the storage tests and Chromium (apt-get) for the
+# report's browser test when they are absent.
+#   make lock                                                     newest allowed versions -> constraints.txt
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,14 +13,23 @@ PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: train eval test lint format venv postgres browser bench
+.PHONY: train eval test lint format venv lock postgres browser bench
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package to the versions CI tested: a fresh machine gets the same.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,dev]'
 	touch $@
 
 venv: $(VENV)/.installed
+
+# Re-resolve to the newest versions pyproject.toml allows, then pin them (run the tests after).
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[all,dev]'
+	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	touch $(VENV)/.installed
 
 train: $(VENV)/.installed
 	$(PY) -m dlrecipe.train $(ARGS)

@@ -89,8 +89,10 @@ def handler(command: Command):
     program = " ".join(argv[:3])
     if argv[:2] == ["make", "train"]:
         return run_train
-    if argv[:2] in (["make", "test"], ["make", "bench"]):
+    if argv[:2] in (["make", "test"], ["make", "bench"], ["make", "venv"], ["make", "lock"]):
         return check_make
+    if argv[:2] == ["pip", "install"]:
+        return check_pip
     if argv[0].startswith("scripts/") or (len(argv) > 1 and argv[1].startswith("scripts/")):
         return check_script
     if program == "python -m dlrecipe.train":
@@ -107,6 +109,7 @@ def handler(command: Command):
         "python -m dlrecipe.cv_report": run_cv_report,
         "python -m dlrecipe.sweep_report": run_sweep_report,
         "python -m dlrecipe.preview": run_preview,
+        "python -m dlrecipe.keys": run_keys,
         "python -m dlrecipe.lr_find": run_lr_find,
         "python -m dlrecipe.data_curve": run_data_curve,
         "python -m dlrecipe.compare": run_compare,
@@ -368,8 +371,26 @@ def check_make(command: Command, workspace: Path, monkeypatch) -> None:
     plan = subprocess.run(["make", "-n", "-W", "pyproject.toml", target], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert plan.returncode == 0, plan.stderr
-    wanted = {"test": ["ruff check", "pytest"], "bench": ["scripts/bench_throughput.py"]}[target]
+    wanted = {"test": ["ruff check", "pytest"], "bench": ["scripts/bench_throughput.py"],
+              "venv": ["-c constraints.txt", ".[all,dev]"], "lock": ["pip freeze"]}[target]  # fmt: skip
     assert all(w in plan.stdout for w in wanted), plan.stdout
+
+
+def check_pip(command: Command, workspace: Path, monkeypatch) -> None:
+    """`pip install '.[a,b]'`: each extra it names exists (the install itself: test_packaging)."""
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for target in words(command)[2:]:
+        named = re.findall(r"\[([\w,]+)\]", target)
+        assert all(e in extras for n in named for e in n.split(",")), (target, sorted(extras))
+
+
+def run_keys(command: Command, workspace: Path, monkeypatch) -> None:
+    from dlrecipe.keys import main
+
+    assert main(words(command)[3:]) == 0
 
 
 def check_script(command: Command, workspace: Path, monkeypatch) -> None:

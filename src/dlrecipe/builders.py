@@ -19,13 +19,14 @@ from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from dlrecipe.configs import conf_dir
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import ConfigError, unwrap_instantiation
 from dlrecipe.models.module import LitModel
 from dlrecipe.models.optim import rescale_lr
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = conf_dir()  # the repo's conf/, else the packaged copy (dlrecipe.configs)
 
 
 def _run_dir(resume: str | None, fresh: str, resumed: str | None = None) -> str:

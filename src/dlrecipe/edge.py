@@ -66,6 +66,11 @@ def user_message(err: BaseException, argv: Sequence[str] = ()) -> str | None:
     inner = unwrap_instantiation(err) if isinstance(err, Exception) else err
     if isinstance(inner, ConfigError):  # also when Hydra wrapped it (a sweeper's constructor)
         return str(inner)
+    from dlrecipe.extras import message_for
+
+    missing_extra = message_for(err)  # an optional stack that is not installed: name its extra
+    if missing_extra:
+        return missing_extra
     for translate in (_hydra, _omegaconf, _os, _libraries):
         message = translate(err, argv)
         if message:
@@ -244,6 +249,8 @@ def hydra_command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable
     import hydra
 
     from dlrecipe.builders import CONF_DIR
+    from dlrecipe.configs import check_conf_dir
+    from dlrecipe.extras import check_argv
     from dlrecipe.failures import record_failure
 
     def wrap(task: Callable[[Any], Any]) -> Callable[[], Any]:
@@ -261,6 +268,8 @@ def hydra_command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable
         @functools.wraps(task)
         def main() -> Any:
             with edge(sys.argv[1:]), _hydra_errors_raised():
+                check_conf_dir(CONF_DIR)  # DLRECIPE_CONF or the install has no train.yaml
+                check_argv(sys.argv[1:])  # a launcher or sweeper whose extra is missing
                 return hydra_main()
 
         return main

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dlrecipe.edge import ArgumentParser, user_error
 from dlrecipe.errors import ConfigError, read_json
+from dlrecipe.extras import require
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         "--study", default=None, help="default: the study recorded in the sweep directory"
     )
     args = parser.parse_args(argv)
+    try:  # without the [tune] extra: one line naming it, exit 2
+        require("optuna", "dlrecipe-sweep-report")
+    except ConfigError as err:
+        return user_error(err, argv)
     import optuna
 
     from dlrecipe.sweep.report import write_sweep_report

@@ -37,6 +37,7 @@ from dlrecipe.diagnosis import diagnose, diagnose_diverged
 from dlrecipe.distributed import is_child_rank, leave_process_group, relaunch_this_job_only
 from dlrecipe.edge import hydra_command
 from dlrecipe.errors import ConfigError
+from dlrecipe.extras import check_config as check_extras
 from dlrecipe.guards import (
     Diverged,
     DivergenceGuard,
@@ -44,6 +45,7 @@ from dlrecipe.guards import (
     exit_on_divergence,
     write_diverged_summary,
 )
+from dlrecipe.habits import print_config, run_tags
 from dlrecipe.lint import run_lint
 from dlrecipe.models.tasks import MAIN_METRIC, build_metrics
 from dlrecipe.predict import split_predictions
@@ -72,6 +74,10 @@ def train(cfg: DictConfig) -> float | None:
             print(plan.finished)
             return plan.optimized_value
         cfg = plan.config
+    check_extras(cfg)  # logger=wandb without wandb, ...: the extra to install, before any data
+    run_tags(cfg)  # tags=[...] must be a list of words (they go to the summary and loggers)
+    if cfg.get("extras", {}).get("print_config"):  # the config that runs, as a tree (habits.py)
+        print_config(cfg, Path(cfg.paths.output_dir) / "config_tree.txt")
     cfg = name_trial_runs(cfg)
     run_lint(cfg)  # known config mistakes, before any data is loaded (extras.lint=false: off)
     check_trainer_keys(cfg.trainer)  # a mistyped trainer.<flag> fails before the data loads
@@ -295,6 +301,7 @@ def _summarize(
     summary.notes.extend(negative_r2_notes({**val_metrics, **test_metrics}))
     diagnose(summary, cfg, trainer, model, rows)  # next_steps: what to try next, from these numbers
     summary.versions = versions()  # libraries and git commit: what reproduces this result
+    summary.tags = run_tags(cfg)  # tags=[...]: also in every logger's hparams (the config)
     if getattr(model, "finetuning", None) is not None:  # what trained when, and why (auto)
         summary.notes.append(model.finetuning.describe())
     for logger in trainer.loggers:

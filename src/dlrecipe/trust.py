@@ -36,11 +36,12 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from dlrecipe.configs import conf_dir
 from dlrecipe.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = conf_dir()  # the configs this install composes from (dlrecipe.configs)
 # Resolvers that only read other nodes of the same config: nothing from the machine or the process.
 SAFE_RESOLVERS = frozenset({"oc.select", "oc.dict.keys", "oc.dict.values"})
 # Keys of Lightning / logger arguments that name where files are written (besides those found in

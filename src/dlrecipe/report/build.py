@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.loaders import to_float
+from dlrecipe.extras import available, skipped
 from dlrecipe.models.module import LitModel
 from dlrecipe.predict import predict_batches
 from dlrecipe.report import figures, inside, mistakes, page
@@ -190,6 +191,8 @@ def _inside(out, model, datamodule, raw, probs, targets, wrong, unsure, settings
     # extraction, cached features) no weight below it requires one, so the input does.
     x = x.detach().requires_grad_(True)
     classes = mistakes.predicted_class(probs[picks], info.task).tolist()
+    if not available("pytorch_grad_cam"):  # base install: the figures below need no extra
+        return _without_gradcam(out, model, layer, name, x, info, settings)
     with torch.enable_grad():
         maps = inside.gradcam(model, x, classes, layer, info.task)
     titles = []
@@ -218,6 +221,17 @@ def _inside(out, model, datamodule, raw, probs, targets, wrong, unsure, settings
             f"skipped: images are {side} px, below report.filter_patterns_min_size={smallest}; "
             "gradient-ascent patterns of such small inputs are noise")))  # fmt: skip
     return sections
+
+
+def _without_gradcam(out, model, layer, name, x, info, settings) -> list[tuple[str, str]]:
+    """The inside-the-model sections of a base install: Grad-CAM named as skipped, the rest as usual."""
+    inside.activations(model, x[0].detach(), out / "activations.png")
+    inside.first_filters(model, out / "filters.png")
+    return [
+        (f"Grad-CAM on {name}", page.note(skipped("Grad-CAM", "pytorch_grad_cam"))),
+        ("Intermediate activations", page.image("activations.png", "activation maps")),
+        ("First-layer filters", page.image("filters.png", "first-layer filters")),
+    ]
 
 
 def _links(run_dir: Path) -> list[tuple[str, str]]:

@@ -56,6 +56,7 @@ class RunSummary:
     refit: dict[str, Any] | None = None  # refit=true: the train+val model (dlrecipe.refit)
     model_to_use: str | None = None  # the checkpoint to predict with (refit.ckpt when refitted)
     versions: dict[str, Any] = field(default_factory=dict)  # libraries and git commit (versions.py)
+    tags: list[str] = field(default_factory=list)  # the run's tags=[...] (conf/train.yaml)
 
     @property
     def steps_per_second(self) -> float:

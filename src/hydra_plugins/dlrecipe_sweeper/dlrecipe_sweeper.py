@@ -58,6 +58,11 @@ class DlrecipeOptunaSweeper(Sweeper):
     """The Hydra face of dlrecipe.sweep.sweeper.OptunaSweep; a mistake ends as one line, exit 2."""
 
     def __init__(self, **settings: Any) -> None:
+        from dlrecipe.extras import require
+
+        # before _one_line, which imports the sweep module (and so optuna) to catch its errors
+        require("optuna", "a sweep (hparams_search / the dlrecipe_optuna sweeper)")
+
         def build() -> Any:
             from dlrecipe.sweep.sweeper import OptunaSweep
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from dlrecipe.errors import ConfigError
+from dlrecipe.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def build_backbone(name: str, source: str = "timm", weights: str | None = "hub")
 
 # -- timm and torchvision -------------------------------------------------------------------
 def _timm(name: str, hub: bool) -> tuple[Backbone, tuple[str, ...]]:
+    require("timm", "model.net.backbone.source=timm")
     import timm
     from timm.data import resolve_data_config
 
