@@ -25,7 +25,14 @@ def make_workspace(root: Path) -> Path:
                           "region": rng.choice(["a", "b"], n),
                           "churned": np.where(fee + rng.normal(0, 10, n) > 50, "yes", "no")})  # fmt: skip
     churn.to_csv(root / "churn.csv", index=False)
+    (root / "moved").mkdir()
+    churn.to_csv(root / "moved" / "table.csv", index=False)  # "the data moved since" (eval)
     churn.drop(columns="churned").head(10).to_csv(root / "new_rows.csv", index=False)
+    from sklearn.datasets import load_wine  # new wines for the fold-ensemble prediction
+
+    load_wine(as_frame=True).data.sample(5, random_state=0).to_csv(
+        root / "new_wines.csv", index=False
+    )
     a, b = rng.normal(size=n), rng.normal(size=n)
     pd.DataFrame({"f1": a, "f2": b, "patient": np.repeat(np.arange(n // 4), 4),
                   "label": np.where(a > 0, "sick", "well")}).to_csv(root / "scans.csv", index=False)  # fmt: skip

@@ -284,7 +284,7 @@ def run_eval(command: Command, workspace: Path, monkeypatch) -> None:
     from dlrecipe.eval import evaluate
 
     args = overrides(command)
-    table = "predict.input=new_rows.csv" in args
+    table = "predict.input=new_rows.csv" in args or any(a.startswith("data.path=") for a in args)
     ckpt = best_ckpt(run_of("table" if table else "default"))
     args = [f"ckpt_path={ckpt}" if a == "ckpt_path=<ckpt>" else a for a in args]
     out = run_dir_for("eval")

@@ -40,16 +40,20 @@ def _summary(folder: Path) -> dict:
 def _inside(folder: Path, stored: object, key: str) -> str:
     """A checkpoint path from folder/summary.json, refused unless it lies inside folder.
 
-    Paths are stored absolute; a run directory moved or copied since keeps working: the part
-    below the stored run_dir is taken relative to where the folder is now.
+    Paths are stored as the run named them (absolute, or relative to where it ran); a run
+    directory moved or copied since keeps working: the part below the stored run_dir is taken
+    relative to where the folder is now.
     """
     if not isinstance(stored, str) or not stored:
         raise ConfigError(f"{folder / 'summary.json'} names no checkpoint ({key}); rerun training")
     path = Path(stored)
     old_dir = _summary(folder).get("run_dir")
-    if path.is_absolute() and isinstance(old_dir, str) and path.is_relative_to(old_dir):
+    if isinstance(old_dir, str) and old_dir and path.is_relative_to(old_dir):  # abs. or relative
         path = folder / path.relative_to(old_dir)
-    path = (path if path.is_absolute() else folder / path).resolve()
+    if not path.is_absolute():  # relative to where the run was started, or to its folder
+        here = path.resolve()
+        path = here if here.is_relative_to(folder.resolve()) else folder / path
+    path = path.resolve()
     if not path.is_relative_to(folder.resolve()):
         raise ConfigError(
             f"{folder / 'summary.json'}: {key} points outside its run directory; refused"
