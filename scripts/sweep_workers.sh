@@ -14,7 +14,8 @@
 #
 # Each worker gets CUDA_VISIBLE_DEVICES=<i> (when GPUs exist) and its own sampler seed, and
 # logs to $LOG_DIR/worker_<i>.log (default outputs/sweep_workers/<date>_<time>/; the script
-# prints each log's path). Python: the project's .venv/bin/python, or PYTHON=/path/to/python. For many machines, point hydra.sweeper.storage at a
+# prints each log's path). Python: the project's .venv/bin/python, or PYTHON=/path/to/python;
+# neither there is one line and exit 2. For many machines, point hydra.sweeper.storage at a
 # PostgreSQL URL and start this script (or one worker per SLURM task) on each machine.
 #
 # A usage mistake (or one that every worker reports, exit 2) is one line on stderr and exit 2.

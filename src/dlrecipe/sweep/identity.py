@@ -1,6 +1,6 @@
 """What makes a study one study: its search space and fixed settings, recorded at creation.
 
-    python -m dlrecipe.train hparams_search=wine_mlp_search model.net.dropout=0.2   # a new fixed value: refused
+    python -m dlrecipe.train hparams_search=wine_mlp_search trainer.max_epochs=20   # after a sweep with 40: one line, exit 2
 
 Optuna happily appends trials from any space to an existing study, so a re-run with one more
 searched key (or another fixed setting such as trainer.max_epochs) would silently mix results
