@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Run N sweeper workers on one Optuna study, one trial at a time each: one per GPU, or N CPU
-# processes when there is no GPU. The study's n_trials is shared, so the workers together
-# run exactly that many trials.
+# processes when there is no GPU. The study's n_trials counts the whole study, whoever ran its
+# trials: the workers together bring it up to n_trials (a study that already has them runs
+# nothing and says so; raise n_trials to run more).
 #
-#   scripts/sweep_workers.sh 2 hparams_search=digits_lr_bs hydra.sweeper.n_trials=8
+#   scripts/sweep_workers.sh 2 hparams_search=digits_lr_bs hydra.sweeper.n_trials=8   # a new study: 8 trials
+#   scripts/sweep_workers.sh 2 hparams_search=digits_lr_bs hydra.sweeper.n_trials=24  # after 16: 8 more
 #   scripts/sweep_workers.sh 4 hparams_search=digits_lr_bs trainer=gpu      # 4 GPUs, 4 trials at once
 #   DLRECIPE_STORAGE=file:$HOME/.sweepdb scripts/sweep_workers.sh 2 hparams_search=digits_lr_bs
 # A database URL with a password goes in $DLRECIPE_STORAGE (the URL, or file:<a file holding
@@ -11,7 +13,9 @@
 # mid-trial: run the script again, and its trial runs again with the same parameters.
 #
 # Each worker gets CUDA_VISIBLE_DEVICES=<i> (when GPUs exist) and its own sampler seed, and
-# logs to <sweep dir>/worker_<i>.log. For many machines, point hydra.sweeper.storage at a
+# logs to $LOG_DIR/worker_<i>.log (default outputs/sweep_workers/<date>_<time>/; the script
+# prints each log's path). Python: the project's .venv/bin/python, or PYTHON=/path/to/python;
+# neither there is one line and exit 2. For many machines, point hydra.sweeper.storage at a
 # PostgreSQL URL and start this script (or one worker per SLURM task) on each machine.
 #
 # A usage mistake (or one that every worker reports, exit 2) is one line on stderr and exit 2.
@@ -27,8 +31,14 @@ sweeps=0
 for arg in "$@"; do [[ "$arg" == hparams_search=* || "$arg" == hydra/sweeper=* ]] && sweeps=1; done
 ((sweeps)) || fail "no hparams_search=<name> among the overrides: without a sweep every worker would train the same run"
 here="$(cd "$(dirname "$0")/.." && pwd)"
-python="${PYTHON:-$here/.venv/bin/python}"
-[[ -x "$python" ]] || python=python3
+# No silent fallback to the system python: it may lack dlrecipe, or be another version of it.
+if [[ -n "${PYTHON:-}" ]]; then
+  python=$PYTHON
+  [[ -x "$python" ]] || fail "PYTHON=$python is not an executable python; point it at one that has dlrecipe installed"
+else
+  python="$here/.venv/bin/python"
+  [[ -x "$python" ]] || fail "no project venv at $python: run 'make venv', or set PYTHON=/path/to/python that has dlrecipe installed"
+fi
 gpus=0
 if command -v nvidia-smi >/dev/null 2>&1; then
   gpus=$(nvidia-smi -L 2>/dev/null | wc -l)

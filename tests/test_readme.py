@@ -268,7 +268,7 @@ def run_sweep(command: Command, workspace: Path, monkeypatch) -> None:
     args = [a for a in overrides(command) if not a.startswith("hydra.sweeper.n_trials=")]
     monkeypatch.setattr(sys, "argv", ["dlrecipe.train", *args, "hydra.sweeper.n_trials=1", *SCALE])
     main()
-    preset = [a for a in args if a.startswith("hparams_search=")]
+    preset = [a for a in args if a.startswith(("hparams_search=", "hydra.sweeper.study_name="))]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = hydra_compose("train", overrides=preset, return_hydra_config=True)
     study_dir = Path(f"outputs/sweep/sweeps/{cfg.hydra.sweeper.study_name}")

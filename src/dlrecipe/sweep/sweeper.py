@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 
 from dlrecipe.compat import optuna_stop_requested, optuna_study_loop
 from dlrecipe.errors import ConfigError
+from dlrecipe.sweep.identity import check_identity, fixed_identity, space_identity
 from dlrecipe.sweep.liveness import Liveness, retried_numbers
 from dlrecipe.sweep.report import write_sweep_report
 from dlrecipe.sweep.space import build_space, override_value
@@ -103,9 +104,11 @@ class OptunaSweep:
             pruner=self.pruner, directions=self.directions, load_if_exists=True,
         )  # fmt: skip
         _check_same_directions(study, self.directions)
+        lock = (Path(spec.url).expanduser().parent if spec.is_journal else sweep_dir) / ".ask.lock"
+        with _lock(lock):  # two workers starting a new study record one identity
+            check_identity(study, space_identity(space), fixed_identity(self.config, list(space)))
         live = Liveness(study, storage, spec, self.heartbeat_interval if self.fail_stale_running else None,
                         self.grace_period, self.max_retry)  # fmt: skip
-        lock = (Path(spec.url).expanduser().parent if spec.is_journal else sweep_dir) / ".ask.lock"
         identity = [f"optuna.study_name={override_value(self.study_name)}",
                     f"optuna.storage={override_value(spec.shown)}"]  # fmt: skip
         returns: list[JobReturn] = []
@@ -139,6 +142,8 @@ class OptunaSweep:
                     log.info("the sampler stopped the study (every grid point was tried)")
                     break
         write_sweep_report(study, sweep_dir, fixed, spec.shown)
+        if not returns and not optuna_stop_requested(study):  # say why nothing ran, last
+            _say_budget_used(study, self.n_trials)
         return returns
 
     def _next_batch(
@@ -182,6 +187,12 @@ class OptunaSweep:
                 f"{self.max_failure_rate}); last error: {last[:500]}. Fix the cause, then re-run the same "
                 "command to resume the study."
             )  # fmt: skip
+
+
+def _say_budget_used(study: optuna.Study, n_trials: int) -> None:
+    have = sum(t.state in COUNTED for t in study.get_trials(deepcopy=False))
+    log.info(f"study {study.study_name!r} already has {have} of hydra.sweeper.n_trials={n_trials} "
+             "trials (n_trials counts the whole study); raise hydra.sweeper.n_trials to run more")  # fmt: skip
 
 
 def _check_settings(n_trials: Any, n_jobs: Any, max_failure_rate: Any, connect_timeout: Any,
