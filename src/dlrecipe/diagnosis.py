@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from dlrecipe.evaluate import history_rows
 from dlrecipe.models.tasks import loss_inputs
 
 UNDERFIT_SHARE = {"regression": 0.7}  # of the prior's loss still left; classification: 0.5
@@ -270,3 +271,13 @@ def diagnose_diverged(summary: Any, cfg: DictConfig, trainer: Any) -> None:
     summary.versions = versions()
     if trainer.is_global_zero:
         summary.write(Path(summary.run_dir) / "summary.json")
+
+
+class Diagnosis:
+    """Run hook: summary.next_steps for a completed fit, and for a diverged one."""
+
+    def after_evaluate(self, ctx: Any, summary: Any) -> None:
+        diagnose(summary, ctx.cfg, ctx.trainer, ctx.model, history_rows(ctx.trainer))
+
+    def on_diverged(self, ctx: Any, summary: Any) -> None:
+        diagnose_diverged(summary, ctx.cfg, ctx.trainer)

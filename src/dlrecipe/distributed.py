@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Any
 import sys
 
 DDP_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -56,3 +57,15 @@ def leave_process_group() -> None:
 def is_child_rank() -> bool:
     """A rank > 0 started by Lightning (it exits quietly instead of reporting to a sweep)."""
     return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
+class MultirunDDP:
+    """Run hook: a DDP fit inside a multirun re-launches only its own job, and leaves clean."""
+
+    def before_fit(self, ctx: Any) -> None:
+        if ctx.trainer.world_size > 1:
+            relaunch_this_job_only()
+
+    def teardown(self, ctx: Any) -> None:
+        if ctx.trainer is not None and ctx.trainer.world_size > 1:
+            leave_process_group()

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from dlrecipe.errors import ConfigError
 from dlrecipe.models.tasks import MAIN_METRIC
-from dlrecipe.report.summary import RunSummary
+from dlrecipe.summary import RunSummary
 
 T = TypeVar("T")
 DIVERGED_EXIT = 3  # non-zero for scripts and schedulers, and distinct from exit 2 (bad config)

@@ -62,3 +62,11 @@ def print_config(cfg: DictConfig, path: Path) -> Path:
     with open(path, "w") as file:  # the same tree without colours, for the run directory
         Console(file=file, width=120, color_system=None, soft_wrap=True).print(tree)
     return path
+
+
+class PrintConfig:
+    """Run hook for extras.print_config=true: the config that runs, as a tree, at start."""
+
+    def configure(self, cfg: DictConfig) -> None:
+        if cfg.get("extras", {}).get("print_config"):
+            print_config(cfg, Path(cfg.paths.output_dir) / "config_tree.txt")

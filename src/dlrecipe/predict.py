@@ -10,6 +10,7 @@ prediction and, for classification, one probability column per class.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -140,3 +141,15 @@ def split_predictions(model: LitModel, datamodule: DataModule, indices: np.ndarr
     names = model.info.class_names
     table.insert(1, "target", targets.numpy() if not names else [names[int(t)] for t in targets])
     return table.rename(columns={"id": "index"})
+
+
+class Predictions:
+    """Run hook: the best model's val / test predictions (for reports, OOF and fold ensembles)."""
+
+    def on_summary(self, ctx: Any, summary: Any) -> None:
+        fold = ctx.datamodule.fold
+        for stage, indices in (("val", fold.val), ("test", fold.test)):
+            if len(indices):
+                split_predictions(ctx.model, ctx.datamodule, indices).to_csv(
+                    ctx.run_dir / f"{stage}_predictions.csv", index=False
+                )

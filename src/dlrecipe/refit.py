@@ -28,7 +28,7 @@ from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.splits import Fold
 from dlrecipe.errors import ConfigError
 from dlrecipe.guards import DivergenceGuard
-from dlrecipe.report.summary import RunSummary
+from dlrecipe.summary import RunSummary
 
 
 def check_refit(cfg: DictConfig, n_folds: int) -> None:
@@ -102,3 +102,14 @@ def refit(cfg: DictConfig, datamodule: DataModule, summary: RunSummary) -> dict[
         "epochs": trainer.current_epoch, "chosen_epochs": epochs, "n_train": len(data.fold.train),
         "train_steps": trainer.global_step, "test_metrics": test, "checkpoint": str(path),
     }  # fmt: skip
+
+
+class Refit:
+    """Run hook for refit=true: the check before training, the refit after the evaluation."""
+
+    def after_data(self, ctx: Any) -> None:
+        check_refit(ctx.cfg, len(ctx.datamodule.folds))
+
+    def after_evaluate(self, ctx: Any, summary: RunSummary) -> None:
+        if ctx.cfg.get("refit"):  # a fresh model on train + val for best_epoch epochs
+            summary.refit = refit(ctx.cfg, ctx.datamodule, summary)

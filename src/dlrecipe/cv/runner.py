@@ -22,7 +22,7 @@ from dlrecipe.cv.summary import aggregate
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank
 from dlrecipe.errors import ConfigError
-from dlrecipe.report.summary import RunSummary
+from dlrecipe.summary import RunSummary
 
 
 def fold_seed(seed: int, index: int) -> int:

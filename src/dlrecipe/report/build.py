@@ -25,7 +25,7 @@ from dlrecipe.models.module import LitModel
 from dlrecipe.predict import predict_batches
 from dlrecipe.report import figures, inside, mistakes, page
 from dlrecipe.report.header import Header, read_header
-from dlrecipe.report.summary import RunSummary
+from dlrecipe.summary import RunSummary
 
 
 def report_wanted(cfg: DictConfig, summary: RunSummary) -> bool:

@@ -1,0 +1,1 @@
+"""Glue for experiment trackers beyond Lightning's own loggers (conf/logger/ picks the loggers)."""
