@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any
 import sys
+from typing import Any
 
 DDP_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 

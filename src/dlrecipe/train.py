@@ -21,20 +21,22 @@ from pathlib import Path
 import lightning.pytorch as pl
 from omegaconf import DictConfig, OmegaConf
 
-from dlrecipe import evaluate
-from dlrecipe.builders import build_data, build_model, build_trainer, check_trainer_keys
-from dlrecipe.builders import effective_batch_size
+from dlrecipe import evaluate, guards, quiet
+from dlrecipe.builders import (
+    build_data,
+    build_model,
+    build_trainer,
+    check_trainer_keys,
+    effective_batch_size,
+)
 from dlrecipe.callbacks.random_state import RandomState
 from dlrecipe.checkpoints import check_compatible, load_checkpoint
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.edge import hydra_command
 from dlrecipe.extras import check_config as check_extras
-from dlrecipe.guards import Diverged, DivergenceGuard, check_training_length, exit_on_divergence
-from dlrecipe.guards import write_diverged_summary
 from dlrecipe.habits import run_tags
 from dlrecipe.hooks import SKIP, RunContext, build_hooks, call, first
 from dlrecipe.quiet import install as quiet_known_noise
-from dlrecipe.quiet import log_every_n_steps
 from dlrecipe.resume import plan_resume
 from dlrecipe.summary import RunSummary
 from dlrecipe.trust import use_trusted_targets
@@ -57,7 +59,7 @@ def train(cfg: DictConfig) -> float | None:
     for hook in (h for h in hooks if hasattr(h, "configure")):
         cfg = hook.configure(cfg) or cfg  # lint, sweep trial names, ...: before any data
     check_trainer_keys(cfg.trainer)  # a mistyped trainer.<flag> fails before the data loads
-    check_training_length(cfg)  # max_epochs=0 would report an untrained model as the result
+    guards.check_training_length(cfg)  # max_epochs=0 would report an untrained model as the result
     datamodule = build_data(cfg)
     evaluate.check_metric_names(cfg, datamodule.info)
     ctx = RunContext(cfg, datamodule, hooks, resuming=resuming)
@@ -80,12 +82,12 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule, hooks: list | None = None)
     if cfg.get("ckpt_path"):
         check_compatible(load_checkpoint(cfg.ckpt_path, paths=cfg.paths), model, cfg.ckpt_path)
     every = cfg.trainer.get("log_every_n_steps")  # lowered for tiny epochs: no warning per fit
-    every = {"log_every_n_steps": log_every_n_steps(every, datamodule)} if every else {}
+    every = {"log_every_n_steps": quiet.log_every_n_steps(every, datamodule)} if every else {}
     # DivergenceGuard: a NaN / inf loss stops the fit (exit 3, summary.json status: diverged).
     # RandomState: checkpoints carry the generators, so a resumed fit draws what this one would.
     extra = [c for found in call(hooks, "callbacks", ctx) for c in found]
     ctx.trainer = trainer = build_trainer(
-        cfg, run_dir, extra_callbacks=[*extra, DivergenceGuard(), RandomState()], **every
+        cfg, run_dir, extra_callbacks=[*extra, guards.DivergenceGuard(), RandomState()], **every
     )
     _log_config(trainer, cfg)
     fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
@@ -94,9 +96,11 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule, hooks: list | None = None)
         fit_started = time.perf_counter()
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        except Diverged as err:
+        except guards.Diverged as err:
             fit_seconds = time.perf_counter() - fit_started
-            summary = write_diverged_summary(trainer, model, run_dir, str(err), fit_seconds, fold)
+            summary = guards.write_diverged_summary(
+                trainer, model, run_dir, str(err), fit_seconds, fold
+            )
             call(hooks, "on_diverged", ctx, summary)  # next_steps: the overrides to try
             raise
         fit_seconds = time.perf_counter() - fit_started
@@ -134,7 +138,7 @@ def _log_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
 
 
 @hydra_command("train")  # one-line errors for Hydra's and the libraries' mistakes too
-@exit_on_divergence
+@guards.exit_on_divergence
 def main(cfg: DictConfig) -> float | None:
     return train(cfg)
 

@@ -1,6 +1,6 @@
 """The linter's run hook: known config mistakes, at start-up before any data is loaded.
 
-    python -m dlrecipe.train extras.lint=false    # off
+python -m dlrecipe.train extras.lint=false    # off
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The sanity suite's run hook: debug=sanity runs the suite instead of a fit (exit 1 on a failure).
 
-    python -m dlrecipe.train debug=sanity
+python -m dlrecipe.train debug=sanity
 """
 
 from __future__ import annotations
