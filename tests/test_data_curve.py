@@ -14,7 +14,7 @@ import torch
 from dlrecipe.builders import build_data, compose
 from dlrecipe.data.loaders import to_float
 from dlrecipe.data_curve import data_curve, train_subset
-from dlrecipe.errors import exit_on_config_error
+from dlrecipe.edge import exit_on_config_error
 from dlrecipe.report.data_curve import extrapolate, size_means
 from tests.conftest import QUICK
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dlrecipe.builders import build_data, build_model, compose
-from dlrecipe.errors import exit_on_config_error
+from dlrecipe.edge import exit_on_config_error
 from dlrecipe.lr_find import lr_find
 from dlrecipe.train import train
 from tests.conftest import QUICK

@@ -25,7 +25,8 @@ from omegaconf import OmegaConf
 
 from dlrecipe.builders import build_data, build_model, compose
 from dlrecipe.checkpoints import load_checkpoint
-from dlrecipe.errors import ConfigError, exit_on_config_error
+from dlrecipe.edge import exit_on_config_error
+from dlrecipe.errors import ConfigError
 from dlrecipe.eval import evaluate
 from dlrecipe.models.module import CONFIG_KEY
 from dlrecipe.models.nets.mlp import MLP

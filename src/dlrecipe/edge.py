@@ -17,10 +17,11 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from dlrecipe.errors import ConfigError, exit_on_config_error, unwrap_instantiation
+from dlrecipe.errors import ConfigError, unwrap_instantiation
 
+T = TypeVar("T")
 # The environment's fault whatever the path: no permission, read-only disk, disk full.
 ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 # A missing or wrong-kind path is the user's only when they typed it; otherwise it is a bug.
@@ -196,6 +197,39 @@ def _raised_in(err: BaseException) -> str:
     return str(tb.tb_frame.f_globals.get("__name__", ""))
 
 
+def exit_on_config_error(task: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Show a user's mistake (a ConfigError, or a library's error that dlrecipe.edge knows to be
+    one) as one clear line and exit 2, instead of a stack trace; a bug keeps its traceback.
+
+    In a multirun the error is re-raised, so the sweeper can record the failed job and go on;
+    except under Hydra's basic sweeper and launcher, which stop the multirun at a failed job
+    anyway (and would print a second line, the job's overrides, before ours).
+    """
+
+    @functools.wraps(task)
+    def run(cfg: Any) -> T:
+        try:
+            return task(cfg)
+        except Exception as err:
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                hydra = HydraConfig.get()
+                basic = str(hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper") and str(
+                    hydra.launcher.get("_target_", "")
+                ).endswith(".BasicLauncher")
+                if not basic:
+                    raise
+            message = user_message(err, sys.argv[1:])
+            if message is None:
+                raise
+            print_error(message)
+            raise SystemExit(2) from None
+
+    return run
+
+
 @contextmanager
 def edge(argv: Sequence[str] = ()) -> Iterator[None]:
     """Around a whole command: a user's mistake -> one line and exit 2; a bug -> its traceback."""
@@ -263,7 +297,7 @@ def hydra_command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable
         # at once (seed=abc included: the checks above run inside it)
         hydra_main = hydra.main(
             version_base="1.3", config_path=str(CONF_DIR), config_name=config_name
-        )(exit_on_config_error(record_failure(checked)))
+        )(exit_on_config_error(record_failure(checked, user_message)))
 
         @functools.wraps(task)
         def main() -> Any:

@@ -8,14 +8,9 @@ always naming the offending key or value and the fix, so a mistyped override cos
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -41,38 +36,3 @@ def unwrap_instantiation(err: Exception) -> Exception:
             return cause
         cause = cause.__cause__
     return err
-
-
-def exit_on_config_error(task: Callable[[Any], T]) -> Callable[[Any], T]:
-    """Show a user's mistake (a ConfigError, or a library's error that dlrecipe.edge knows to be
-    one) as one clear line and exit 2, instead of a stack trace; a bug keeps its traceback.
-
-    In a multirun the error is re-raised, so the sweeper can record the failed job and go on;
-    except under Hydra's basic sweeper and launcher, which stop the multirun at a failed job
-    anyway (and would print a second line, the job's overrides, before ours).
-    """
-
-    @functools.wraps(task)
-    def run(cfg: Any) -> T:
-        try:
-            return task(cfg)
-        except Exception as err:
-            from hydra.core.hydra_config import HydraConfig
-            from hydra.types import RunMode
-
-            from dlrecipe.edge import print_error, user_message
-
-            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-                hydra = HydraConfig.get()
-                basic = str(hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper") and str(
-                    hydra.launcher.get("_target_", "")
-                ).endswith(".BasicLauncher")
-                if not basic:
-                    raise
-            message = user_message(err, sys.argv[1:])
-            if message is None:
-                raise
-            print_error(message)
-            raise SystemExit(2) from None
-
-    return run

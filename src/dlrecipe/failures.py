@@ -43,8 +43,13 @@ def note_new_run_dir(path: str) -> None:
     _NEW_DIRS[str(run_dir)] = new  # deepest first
 
 
-def record_failure(task: Callable[[Any], T]) -> Callable[[Any], T]:
-    """Wrap a Hydra task: a failure is written down (or its empty directory removed), then re-raised."""
+def record_failure(
+    task: Callable[[Any], T], explain: Callable[[Exception], str | None] = lambda err: None
+) -> Callable[[Any], T]:
+    """Wrap a Hydra task: a failure is written down (or its empty directory removed), then re-raised.
+
+    `explain` gives a library's error that is a user's mistake its one line (dlrecipe.edge
+    passes its own, so that this module stays below the edge)."""
 
     @functools.wraps(task)
     def run(cfg: Any) -> T:
@@ -52,7 +57,7 @@ def record_failure(task: Callable[[Any], T]) -> Callable[[Any], T]:
             return task(cfg)
         except BaseException as err:
             if _is_failure(err):
-                _handle(err, cfg)
+                _handle(err, cfg, explain)
             raise
 
     return run
@@ -64,7 +69,7 @@ def _is_failure(err: BaseException) -> bool:
     return type(err).__name__ != "TrialPruned"  # Optuna's pruning ends a trial, it is no failure
 
 
-def _handle(err: BaseException, cfg: Any) -> None:
+def _handle(err: BaseException, cfg: Any, explain: Callable[[Exception], str | None]) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from dlrecipe.distributed import in_multirun, is_child_rank
@@ -79,7 +84,7 @@ def _handle(err: BaseException, cfg: Any) -> None:
     if isinstance(err, ConfigError) and not kept and created and _only_hydra_files(run_dir):
         _remove_new_dirs(created)
         return
-    text = describe(err)
+    text = describe(err, explain)
     _to_log_files(text)
     if isinstance(err, ConfigError) and _get(cfg, "resume"):
         return  # resume= refused before it changed anything: its run gets no new file
@@ -90,13 +95,11 @@ def _handle(err: BaseException, cfg: Any) -> None:
         pass  # a read-only or vanished directory: the console still has the message
 
 
-def describe(err: BaseException) -> str:
+def describe(err: BaseException, explain: Callable[[Exception], str | None]) -> str:
     """One line for a user's mistake or an interrupt, the traceback for a crash."""
     if isinstance(err, ConfigError):
         return f"error: {' '.join(str(err).split())}"
-    from dlrecipe.edge import user_message
-
-    message = user_message(err) if isinstance(err, Exception) else None
+    message = explain(err) if isinstance(err, Exception) else None
     if message is not None:  # a library's or the OS's words for a user's mistake: one line too
         return f"error: {' '.join(message.split())}"
     if isinstance(err, KeyboardInterrupt):

@@ -17,6 +17,7 @@ directory resolver (builders.py) calls `check_resume_path` first.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import math
@@ -59,8 +60,6 @@ def plan_resume(cfg: DictConfig) -> ResumePlan:
     original = trusted_config(checkpoint[CONFIG_KEY], last, paths)
     original = _follow_output_dir(original)
     if kfold:
-        from dlrecipe.cv.runner import unfold_config
-
         original = unfold_config(original, run_dir, last)
     stored_epochs = OmegaConf.select(original, "trainer.max_epochs", default=None)
     for key, value in _command_line_values():
@@ -80,6 +79,22 @@ def plan_resume(cfg: DictConfig) -> ResumePlan:
     if run_finished(run_dir, kfold, requested):
         _say_finished(plan, stored_epochs)
     return plan
+
+
+def unfold_config(fold_cfg: DictConfig, run_dir: Path, source: Path) -> DictConfig:
+    """The K-fold run's config back from one of its folds' (cv/runner.py fold_config's inverse;
+    here so that resume, which is core, needs nothing of cv/)."""
+    index = OmegaConf.select(fold_cfg, "data.split.fold", default=None)
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise ConfigError(
+            f"resume: {source} is not a fold of a K-fold run (data.split.fold={index!r})"
+        )
+    cfg = copy.deepcopy(fold_cfg)
+    with open_dict(cfg):
+        cfg.data.split.fold = None
+        cfg.seed = int(fold_cfg.seed) - 1000 * index
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
 
 
 def _follow_output_dir(config: DictConfig) -> DictConfig:

@@ -21,7 +21,6 @@ from dlrecipe.console import Countdown
 from dlrecipe.cv.summary import aggregate
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank
-from dlrecipe.errors import ConfigError
 from dlrecipe.summary import RunSummary
 
 
@@ -56,21 +55,6 @@ def fold_config(cfg: DictConfig, index: int, name: str, run_dir: Path) -> DictCo
             fold_cfg.logger.wandb.group = fold_cfg.logger.wandb.get("group") or run_dir.name
             fold_cfg.logger.wandb.name = f"{cfg.task_name}-{name}"
     return fold_cfg
-
-
-def unfold_config(fold_cfg: DictConfig, run_dir: Path, source: Path) -> DictConfig:
-    """The K-fold run's config back from one of its folds' (fold_config's inverse, for resume=)."""
-    index = OmegaConf.select(fold_cfg, "data.split.fold", default=None)
-    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-        raise ConfigError(
-            f"resume: {source} is not a fold of a K-fold run (data.split.fold={index!r})"
-        )
-    cfg = copy.deepcopy(fold_cfg)
-    with open_dict(cfg):
-        cfg.data.split.fold = None
-        cfg.seed = int(fold_cfg.seed) - 1000 * index
-        cfg.paths.output_dir = str(run_dir)
-    return cfg
 
 
 def cross_validate(
