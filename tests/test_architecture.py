@@ -47,8 +47,6 @@ OPTIONAL_MODULES = (
 CORE_EXCEPTIONS = {
     # the fine-tuning stages reload the data (compat / finetune engineers are moving this)
     ("dlrecipe.models.module", "dlrecipe.callbacks.data_schedule"),
-    # failures: a crash inside a DDP multirun job is reported by rank 0 only
-    ("dlrecipe.failures", "dlrecipe.distributed"),
 }
 # Cycles outside the core, known and left to their owners: eval.py's restore() is used by the
 # fold ensemble that eval.py itself calls (both are entry points; neither is imported by the core).

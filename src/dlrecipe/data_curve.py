@@ -123,7 +123,8 @@ def train_score(cfg: DictConfig, datamodule: DataModule, checkpoint: str | None,
 
 
 def data_curve(cfg: DictConfig) -> dict[str, Any]:
-    from dlrecipe.train import check_metric_names, fit_fold
+    from dlrecipe.evaluate import check_metric_names
+    from dlrecipe.train import fit_fold
 
     fractions, seeds, same_steps = check_settings(cfg.get("data_curve"))
     run_lint(cfg)

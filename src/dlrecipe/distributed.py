@@ -16,14 +16,9 @@ import os
 import sys
 from typing import Any
 
+from dlrecipe.failures import in_multirun
+
 DDP_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def relaunch_this_job_only() -> None:
@@ -52,11 +47,6 @@ def leave_process_group() -> None:
         dist.destroy_process_group()
     for key in DDP_ENV:
         os.environ.pop(key, None)
-
-
-def is_child_rank() -> bool:
-    """A rank > 0 started by Lightning (it exits quietly instead of reporting to a sweep)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
 
 
 class MultirunDDP:

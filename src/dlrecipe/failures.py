@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 import traceback
 from collections.abc import Callable
@@ -41,6 +42,20 @@ def note_new_run_dir(path: str) -> None:
         return
     new = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     _NEW_DIRS[str(run_dir)] = new  # deepest first
+
+
+# Whether this process is one job of a multirun, or a DDP rank > 0: here, in the core, because
+# failures are reported once per job; distributed.py (the DDP-in-multirun plug-in) uses them too.
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def is_child_rank() -> bool:
+    """A rank > 0 started by Lightning (it exits quietly instead of reporting to a sweep)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
 
 
 def record_failure(
@@ -71,8 +86,6 @@ def _is_failure(err: BaseException) -> bool:
 
 def _handle(err: BaseException, cfg: Any, explain: Callable[[Exception], str | None]) -> None:
     from hydra.core.hydra_config import HydraConfig
-
-    from dlrecipe.distributed import in_multirun, is_child_rank
 
     if not HydraConfig.initialized() or is_child_rank():  # rank 0 speaks for a DDP run
         return

@@ -43,6 +43,7 @@ from dlrecipe.trust import use_trusted_targets
 
 
 def train(cfg: DictConfig) -> float | None:
+    """One run of a composed config: the chain below, or what a hook runs instead (K-fold)."""
     quiet_known_noise()  # Lightning's advert and known repeated warnings (dlrecipe/quiet.py)
     # what configs read from disk may build besides dlrecipe's own (dlrecipe.trust)
     use_trusted_targets(cfg.get("trusted_targets"), cfg)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from dlrecipe.console import Countdown
 from dlrecipe.cv.summary import aggregate
 from dlrecipe.data.datamodule import DataModule
-from dlrecipe.distributed import is_child_rank
+from dlrecipe.failures import is_child_rank
 from dlrecipe.summary import RunSummary
 
 

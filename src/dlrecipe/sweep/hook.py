@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlrecipe.distributed import is_child_rank
+from dlrecipe.failures import is_child_rank
 from dlrecipe.models.tasks import MAIN_METRIC
 from dlrecipe.summary import RunSummary
 from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
