@@ -102,3 +102,19 @@ def test_a_malformed_hook_is_refused_before_any_data(make_cfg, tmp_path, hooks, 
     )
     with pytest.raises(ConfigError, match=re.escape(named)):
         train(cfg)
+
+
+def test_skip_survives_train_pickled_by_value(make_cfg):
+    """submitit pickles `python -m dlrecipe.train` (__main__) by value, globals and all: a hook's
+    SKIP must still mean "run the plain fit" there (it once came back as a sweep's result)."""
+    cloudpickle = pytest.importorskip("cloudpickle")  # submitit's; absent without that extra
+    import dlrecipe.train as module
+
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        copy = cloudpickle.loads(cloudpickle.dumps(module.train))
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    assert copy is not module.train
+    result = copy(make_cfg(*WINE, "hooks=[{_target_: tests.test_hooks.Recorder}]"))
+    assert isinstance(result, float)  # val/loss of the plain fit

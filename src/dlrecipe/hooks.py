@@ -73,11 +73,24 @@ def call(hooks: list[Any], method: str, *args: Any) -> list[Any]:
     return [getattr(h, method)(*args) for h in hooks if callable(getattr(h, method, None))]
 
 
-def first(hooks: list[Any], method: str, *args: Any, none: Any = None) -> Any:
-    """The first hook's result that is not `none` (later hooks are not called), else `none`."""
+def first(hooks: list[Any], method: str, *args: Any) -> Any:
+    """The first hook's result that is not None (later hooks are not called), else None."""
     for hook in hooks:
         if callable(getattr(hook, method, None)):
             result = getattr(hook, method)(*args)
-            if result is not none:
+            if result is not None:
                 return result
-    return none
+    return None
+
+
+def run_instead(hooks: list[Any], ctx: RunContext, fit: Any) -> tuple[bool, Any]:
+    """(True, result) of the first hook whose run() takes the run over, else (False, None).
+
+    SKIP is compared here, not in train.py: a launcher that pickles `python -m dlrecipe.train`'s
+    __main__ by value (submitit) would hand train.py a copy of SKIP that is not SKIP."""
+    for hook in hooks:
+        if callable(getattr(hook, "run", None)):
+            result = hook.run(ctx, fit)
+            if result is not SKIP:
+                return True, result
+    return False, None

@@ -35,7 +35,7 @@ from dlrecipe.data.datamodule import DataModule
 from dlrecipe.edge import hydra_command
 from dlrecipe.extras import check_config as check_extras
 from dlrecipe.habits import run_tags
-from dlrecipe.hooks import SKIP, RunContext, build_hooks, call, first
+from dlrecipe.hooks import RunContext, build_hooks, call, first, run_instead
 from dlrecipe.quiet import install as quiet_known_noise
 from dlrecipe.resume import plan_resume
 from dlrecipe.summary import RunSummary
@@ -66,8 +66,8 @@ def train(cfg: DictConfig) -> float | None:
     ctx = RunContext(cfg, datamodule, hooks, resuming=resuming)
     call(hooks, "after_data", ctx)  # e.g. refit=true needs a hold-out split
     fit = functools.partial(fit_fold, hooks=hooks)
-    result = first(hooks, "run", ctx, fit, none=SKIP)  # K-fold, debug=sanity take the run over
-    return fit(cfg, datamodule).optimized_value if result is SKIP else result
+    taken, result = run_instead(hooks, ctx, fit)  # K-fold, debug=sanity take the run over
+    return result if taken else fit(cfg, datamodule).optimized_value
 
 
 def fit_fold(cfg: DictConfig, datamodule: DataModule, hooks: list | None = None) -> RunSummary:
