@@ -50,3 +50,25 @@ def one_based_rich_progress_bar(**kwargs: Any) -> Any:
             return f"{text:{len(self.validation_description)}}"  # padded as Lightning does
 
     return OneBasedRichProgressBar(**kwargs)
+
+
+@contextmanager
+def hf_hub_offline(offline: bool = True) -> Iterator[None]:
+    """huggingface_hub offline for the calls inside (timm's create_model asks the hub otherwise).
+
+    huggingface_hub reads the HF_HUB_OFFLINE environment variable once, at import, into
+    `huggingface_hub.constants.HF_HUB_OFFLINE`, which its download functions read on every call;
+    there is no public switch per call. dlrecipe checks the cache itself, and when the weights
+    are there, this skips the hub's network round trips (and their ~50 s of retries offline).
+    """
+    if not offline:
+        yield
+        return
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
