@@ -111,3 +111,23 @@ def test_a_run_resumed_before_its_stage_trains_the_stage(make_cfg, weights: Path
     torch.save(saved, ckpt)
     with pytest.raises(ConfigError, match=r"ckpt_path.*3 parameter groups.*makes 4"):
         fit(cfg, ckpt_path=str(ckpt))
+
+
+def test_a_block_in_two_stages_trains_at_the_rate_of_the_earlier_one() -> None:
+    """Stages may be listed in any order; the first to unfreeze a block sets its group's rate."""
+    from dlrecipe.models.finetuning import Finetuning
+    from dlrecipe.models.nets.pretrained import PretrainedNet
+
+    backbone = {"source": "timm", "name": "test_resnet", "weights": "none"}
+    net = PretrainedNet((1, 8, 8), 3, backbone, input_size=32)
+    stages = [{"epoch": 5, "top": "all", "lr_mult": 0.01}, {"epoch": 2, "top": 2, "lr_mult": 0.1}]
+    finetuning = Finetuning(mode="staged", stages=stages)
+    blocks = list(net.blocks)
+    finetuning.plan = finetuning.make_plan(blocks, n_train=100, similar=True)
+    optimizer = torch.optim.AdamW([{"params": list(net.head.parameters())}], lr=1.0)
+    finetuning.add_stage_groups(optimizer, net)
+    rate = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    for name in blocks:
+        expected = 0.1 if name in blocks[-2:] else 0.01
+        assert {rate[id(p)] for p in net.blocks[name].parameters()} == {expected}, name
+    assert len(rate) == sum(1 for _ in net.parameters())  # every parameter in exactly one group

@@ -228,11 +228,12 @@ class Finetuning(BaseFinetuning):
         present = {id(p) for group in optimizer.param_groups for p in group["params"]}
         head_lr = optimizer.param_groups[0]["lr"]
         decay = next((g["weight_decay"] for g in optimizer.param_groups if g["weight_decay"]), 0.0)
-        for stage in self.plan:
+        # By epoch: a block in two stages keeps the rate of the stage that unfreezes it first.
+        for stage in sorted(self.plan, key=lambda s: s.epoch):
             decayed, plain = [], []  # weight decay spares biases and norms, as for the head
             for name in stage.blocks:
                 for param in net.blocks[name].parameters():
-                    if id(param) not in present:  # a block in two stages keeps its first rate
+                    if id(param) not in present:
                         present.add(id(param))
                         (decayed if is_decayed(param) else plain).append(param)
             for params, weight_decay in ((decayed, decay), (plain, 0.0)):
