@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from dlrecipe.errors import ConfigError, unwrap_instantiation
-from dlrecipe.models.nets.backbone import Backbone, build_backbone, check_name
+from dlrecipe.models.nets.backbone import SOURCES, Backbone, build_backbone, check_name
 
 WEIGHTS = "model.net.backbone.weights"
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "DLRECIPE_OFFLINE")  # set either to never try the network
@@ -46,6 +46,8 @@ def net_factory(net_cfg: Any) -> Callable[..., nn.Module]:
 
 def resolve_backbone(name: str, source: str = "timm", weights: str | None = "hub") -> Backbone:
     """model.net.backbone as a Backbone with its weights loaded (hub, file or earlier run)."""
+    if source not in SOURCES:
+        raise ConfigError(f"model.net.backbone.source={source!r}: choose one of {list(SOURCES)}")
     weights = None if weights in (None, "none", "None", "") else str(weights)
     if source == "dlrecipe":
         from dlrecipe.models.earlier_run import backbone_from_run
