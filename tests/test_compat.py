@@ -8,10 +8,19 @@ Each replaced hack gets a real run on tiny data (CPU) that shows the public seam
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
+import pytest
+import torch
+
+from dlrecipe.builders import compose
 from dlrecipe.csv_logs import metrics_files, read_metrics
-from dlrecipe.train import main
+from dlrecipe.data.datamodule import DataModule
+from dlrecipe.eval import evaluate, restore
+from dlrecipe.models.module import DATA_KEY
+from dlrecipe.train import main, train
 
 WINE = ["experiment=wine_mlp", "data.batch_size=32", "callbacks.early_stopping=null",
         "report.enabled=false", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
@@ -40,3 +49,26 @@ def test_a_resumed_run_writes_a_new_csv_version_and_every_epoch_stays_readable(t
                                           run / "csv" / "version_0" / "metrics.csv"]  # fmt: skip
     trained = read_metrics(run / "csv").dropna(subset=["train/loss"])
     assert list(trained["epoch"].astype(int)) == [0, 1, 2]  # each epoch once, across the resume
+
+
+class RenamedData(DataModule):
+    """A user's DataModule subclass: Lightning would file its state under "RenamedData"."""
+
+
+def test_a_datamodule_subclass_keeps_its_normalization_through_eval(make_cfg, tmp_path):
+    target = f"{__name__}.RenamedData"
+    cfg = make_cfg("data=breast_cancer", "model=mlp", f"data._target_={target}",
+                   "trainer.max_epochs=1", "report.enabled=false", "extras.lint=false")  # fmt: skip
+    train(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    best = summary["best_checkpoint"]
+    saved = torch.load(best, weights_only=True)[DATA_KEY]
+    assert "RenamedData" not in torch.load(best, weights_only=True)  # one copy, under our key
+    _, datamodule, _ = restore(best)
+    assert type(datamodule) is RenamedData
+    assert torch.equal(datamodule.normalization.mean, saved["normalization"]["mean"])  # restored
+    got = evaluate(compose([f"ckpt_path={best}", "trainer.accelerator=cpu",
+                            f"paths.output_dir={tmp_path / 'eval'}", f"trusted_targets=[{target}]",
+                            "trainer.enable_progress_bar=false"], "eval"))  # fmt: skip
+    for key, value in summary["test_metrics"].items():
+        assert got[key] == pytest.approx(value, abs=1e-6), key

@@ -65,12 +65,10 @@ class DataSchedule(pl.Callback):
 def planned_train_batches(datamodule, epochs: int) -> int:
     """Training batches over the whole fit under the datamodule's epoch schedules. Lightning's
     estimate is the first epoch's loader times the epochs: short when a curriculum starts small."""
-    saved, total, world = datamodule.batch_size, 0, datamodule._rank_world()[1]
+    saved, total, world = datamodule.batch_size, 0, datamodule.rank_and_world()[1]
     try:
         for epoch in range(epochs):
-            train = datamodule.fold.train
-            for schedule in datamodule.epoch_schedules:
-                train = schedule.for_epoch(datamodule, train, epoch)
+            train = datamodule.epoch_train_indices(epoch)
             batch, drop_last = datamodule.train_batching(train)
             local = len(train) // world
             total += local // batch if drop_last else -(-local // batch)

@@ -34,6 +34,7 @@ from dlrecipe.models.tasks import (
 from dlrecipe.versions import VERSIONS_KEY, versions
 
 CONFIG_KEY = "dlrecipe_config"  # where the resolved run config is kept inside a checkpoint
+DATA_KEY = "dlrecipe_data"  # the DataModule's normalization and split (DataModule.data_state)
 
 
 class LitModel(pl.LightningModule):
@@ -88,7 +89,7 @@ class LitModel(pl.LightningModule):
         self.finetuning = finetuning() if finetuning is not None else None
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        fitting = attached_trainer(self) is not None and self.trainer.state.fn == "fit"
         return [self.finetuning] if self.finetuning is not None and fitting else []
 
     def configure_model(self) -> None:
@@ -277,14 +278,30 @@ class LitModel(pl.LightningModule):
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
         checkpoint[VERSIONS_KEY] = versions()  # eval warns when torch / Lightning moved since
+        datamodule = getattr(attached_trainer(self), "datamodule", None)
+        if hasattr(datamodule, "data_state"):  # under our key: a DataModule subclass keeps it
+            checkpoint[DATA_KEY] = datamodule.data_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         add_identity_target_scaling(self, checkpoint.get("state_dict"))
+        datamodule = getattr(attached_trainer(self), "datamodule", None)
+        # Checkpoints from before DATA_KEY: Lightning's key, the DataModule's class name.
+        state = checkpoint.get(DATA_KEY, checkpoint.get("DataModule"))
+        if state is not None and hasattr(datamodule, "load_data_state"):
+            datamodule.load_data_state(state)
 
     def parameter_counts(self) -> tuple[int, int]:
         total = sum(p.numel() for p in self.net.parameters())
         trainable = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
         return total, trainable
+
+
+def attached_trainer(module: pl.LightningModule) -> pl.Trainer | None:
+    """The module's Trainer, None when it is not attached to one (Lightning raises then)."""
+    try:
+        return module.trainer
+    except RuntimeError:
+        return None
 
 
 def add_identity_target_scaling(model: nn.Module, state_dict: dict[str, Any] | None) -> None:
