@@ -30,7 +30,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from dlrecipe.compat import optuna_stop_requested, optuna_study_loop
+from dlrecipe.compat import hydra_job_error, optuna_stop_requested, optuna_study_loop
 from dlrecipe.errors import ConfigError
 from dlrecipe.sweep.identity import check_identity, fixed_identity, space_identity
 from dlrecipe.sweep.liveness import Liveness, retried_numbers
@@ -315,7 +315,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn, spec: Sto
             skip_if_finished=True,
         )
         return
-    error = result._return_value
+    error = hydra_job_error(result)
     if isinstance(error, optuna.TrialPruned):
         study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         return
@@ -339,6 +339,6 @@ def trial_progress(sweeper: Any, number: int) -> None:
     """Says "trial n/N" with elapsed and estimated time left, before each batch of trials."""
     from dlrecipe.console import Countdown
 
-    if getattr(sweeper, "_countdown", None) is None:
-        sweeper._countdown = Countdown("trial", sweeper.n_trials)
-    sweeper._countdown.start(number)
+    if getattr(sweeper, "trial_countdown", None) is None:
+        sweeper.trial_countdown = Countdown("trial", sweeper.n_trials)
+    sweeper.trial_countdown.start(number)
