@@ -135,3 +135,19 @@ def hf_hub_offline(offline: bool = True) -> Iterator[None]:
         yield
     finally:
         constants.HF_HUB_OFFLINE = before
+
+
+# -- torch: layer kinds with no public base class ---------------------------------------------
+def is_batch_norm(module: Any) -> bool:
+    """BatchNorm1d/2d/3d, SyncBatchNorm and the lazy ones: torch's common base `_BatchNorm` is
+    private, and a tuple of the public classes would miss the lazy variants."""
+    from torch import nn
+
+    return isinstance(module, nn.modules.batchnorm._BatchNorm)
+
+
+def is_dropout(module: Any) -> bool:
+    """Dropout, Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout (private base `_DropoutNd`)."""
+    from torch import nn
+
+    return isinstance(module, nn.modules.dropout._DropoutNd)

@@ -94,7 +94,7 @@ class DivergenceGuard(pl.Callback):
             return
         # LitModel sums the epoch's losses on the device: a NaN at any step since the epoch began
         # is in the sum. Other modules: the step's own loss.
-        loss = getattr(pl_module, "_loss_sum", None)
+        loss = getattr(pl_module, "epoch_loss_sum", None)
         if loss is None:
             loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor):

@@ -104,7 +104,7 @@ class LitModel(pl.LightningModule):
         return self.to_target_units(self.net(x))
 
     def setup(self, stage: str) -> None:
-        if stage == "fit" and self._trainer is not None:
+        if stage == "fit" and attached_trainer(self) is not None:
             self.use_target_scaling(self.trainer.datamodule)
 
     def use_target_scaling(self, datamodule: Any) -> None:
@@ -213,7 +213,7 @@ class LitModel(pl.LightningModule):
         # During fit, validation tracks the loss and the main metric only, from these sums: the
         # full torchmetrics set (AUROC sorts every prediction) is computed once, when the best
         # checkpoint is validated and tested.
-        during_fit = self._trainer is not None and self.trainer.state.fn == "fit"
+        during_fit = attached_trainer(self) is not None and self.trainer.state.fn == "fit"
         self._eval_metrics = {} if during_fit else dict(metrics.items())
         for metric in self._eval_metrics.values():
             metric.reset()
@@ -289,6 +289,11 @@ class LitModel(pl.LightningModule):
         state = checkpoint.get(DATA_KEY, checkpoint.get("DataModule"))
         if state is not None and hasattr(datamodule, "load_data_state"):
             datamodule.load_data_state(state)
+
+    @property
+    def epoch_loss_sum(self) -> torch.Tensor | None:
+        """The training losses summed since the epoch began (DivergenceGuard checks it)."""
+        return getattr(self, "_loss_sum", None)
 
     def parameter_counts(self) -> tuple[int, int]:
         total = sum(p.numel() for p in self.net.parameters())

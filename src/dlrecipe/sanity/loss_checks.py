@@ -18,9 +18,9 @@ from functools import partial
 import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig
-from torch import nn
 
 from dlrecipe.builders import build_model
+from dlrecipe.compat import is_dropout
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.lint.training_rules import lr_range
 from dlrecipe.models.module import LitModel
@@ -124,7 +124,7 @@ class _StopWhenMemorized(pl.Callback):
 def without_regularization(model: LitModel) -> LitModel:
     """Dropout at 0, no weight decay, a constant LR, nothing frozen: nothing fights memorizing."""
     for module in model.net.modules():
-        if isinstance(module, nn.modules.dropout._DropoutNd):
+        if is_dropout(module):
             module.p = 0.0
     factory = model.optimizer_factory
     if isinstance(factory, partial) and "weight_decay" in optimizer_settings(factory):
