@@ -129,3 +129,31 @@ def test_the_hub_is_offline_inside_the_block_only():
     assert before == constants.HF_HUB_OFFLINE
     with hf_hub_offline(False):
         assert before == constants.HF_HUB_OFFLINE
+
+
+def test_the_rich_bar_labels_the_first_of_30_epochs_epoch_1_of_30():
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from dlrecipe.compat import one_based_rich_progress_bar
+
+    trainer = quick_trainer(epochs=30)
+    labels = []
+    for bar in (RichProgressBar(), one_based_rich_progress_bar()):
+        bar.setup(trainer, BoringModel(), "fit")
+        labels.append(bar._get_train_description(0).strip())  # the method the bar labels with
+    assert labels == ["Epoch 0/29", "Epoch 1/30"]  # Lightning's own, then ours
+
+
+def test_batch_norm_and_dropout_layers_are_recognised_by_kind():
+    from torch import nn
+
+    from dlrecipe.compat import is_batch_norm, is_dropout
+
+    norms = [nn.BatchNorm1d(2), nn.BatchNorm2d(2), nn.BatchNorm3d(2), nn.SyncBatchNorm(2),
+             nn.LazyBatchNorm2d()]  # fmt: skip
+    assert all(map(is_batch_norm, norms))
+    assert not any(map(is_batch_norm, [nn.LayerNorm(2), nn.GroupNorm(1, 2), nn.InstanceNorm2d(2)]))
+    drops = [nn.Dropout(), nn.Dropout1d(), nn.Dropout2d(), nn.Dropout3d(), nn.AlphaDropout(),
+             nn.FeatureAlphaDropout()]  # fmt: skip
+    assert all(map(is_dropout, drops))
+    assert not any(map(is_dropout, [nn.Identity(), nn.ReLU(), nn.BatchNorm1d(2)]))

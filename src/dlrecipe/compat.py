@@ -1,6 +1,6 @@
 """The only place that touches other libraries' private internals: one function per need.
 
-    python -m pytest tests/test_compat.py -q      # each function here has a test of its own
+    python -m pytest tests/test_compat.py tests/test_compat_libraries.py tests/test_compat_optuna.py -q
 
 Each function says which private detail it relies on and why no public API does the job, so
 a library upgrade that breaks one breaks here, visibly, and in its test.
