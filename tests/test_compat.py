@@ -21,6 +21,7 @@ import dlrecipe
 from dlrecipe.builders import compose
 from dlrecipe.csv_logs import metrics_files, read_metrics
 from dlrecipe.data.datamodule import DataModule
+from dlrecipe.data.loaders import UnrepeatedSampler, evaluation_sampler
 from dlrecipe.eval import evaluate, restore
 from dlrecipe.models.module import DATA_KEY
 from dlrecipe.train import main, train
@@ -52,6 +53,14 @@ def test_a_resumed_run_writes_a_new_csv_version_and_every_epoch_stays_readable(t
                                           run / "csv" / "version_0" / "metrics.csv"]  # fmt: skip
     trained = read_metrics(run / "csv").dropna(subset=["train/loss"])
     assert list(trained["epoch"].astype(int)) == [0, 1, 2]  # each epoch once, across the resume
+
+
+def test_the_evaluation_sampler_gives_every_sample_to_exactly_one_rank():
+    # dlrecipe's own, instead of Lightning's internal UnrepeatedDistributedSampler.
+    shares = [list(UnrepeatedSampler(10, rank, 3)) for rank in range(3)]
+    assert shares == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    assert [len(UnrepeatedSampler(10, rank, 3)) for rank in range(3)] == [4, 3, 3]
+    assert evaluation_sampler(10, 0, 1) is None  # one process: the loader's plain order
 
 
 class RenamedData(DataModule):
