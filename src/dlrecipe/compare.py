@@ -26,7 +26,7 @@ import pandas as pd
 
 from dlrecipe.edge import ArgumentParser, user_error
 from dlrecipe.errors import ConfigError
-from dlrecipe.lint.training_rules import HIGHER_IS_BETTER, LOWER_IS_BETTER
+from dlrecipe.tasks import direction as metric_direction
 
 
 @dataclass
@@ -139,12 +139,10 @@ def label_runs(runs: list[Run]) -> None:
 
 
 def direction(metric: str) -> str:
-    """max or min, from the project's own table of which metrics improve upwards."""
-    leaf = metric.rsplit("/", 1)[-1]
-    if leaf in HIGHER_IS_BETTER:
-        return "max"
-    if leaf in LOWER_IS_BETTER:
-        return "min"
+    """max or min, from the tasks' table of which metrics improve upwards (dlrecipe.tasks)."""
+    way = metric_direction(metric)
+    if way is not None:
+        return way
     raise ConfigError(f"--metric {metric}: unknown direction; use one of the logged val/ or test/ metrics such as val/loss or val/acc")  # fmt: skip
 
 

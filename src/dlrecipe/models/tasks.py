@@ -13,10 +13,10 @@ import torchmetrics as tm
 from torch import nn
 
 from dlrecipe.data.info import DataInfo
-from dlrecipe.tasks import REGISTRY, Task, as_task
+from dlrecipe.tasks import Task, as_task, task_named, task_names
 
 # The metric a run is judged by in its summary and learning curves, by task name.
-MAIN_METRIC = {name: cls.main_metric for name, cls in REGISTRY.items()}
+MAIN_METRIC = {name: task_named(name).main_metric for name in task_names()}
 
 
 def build_loss(name: str | None, info: DataInfo, label_smoothing: float = 0.0) -> nn.Module:

@@ -15,18 +15,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import torch
-from torch import nn
-
 from dlrecipe.errors import ConfigError
 
-if TYPE_CHECKING:  # torchmetrics costs ~3 s to import: only the metrics() methods load it
+if TYPE_CHECKING:  # this module stays light (compare, lint, sweeps read directions): torch,
+    import numpy as np  # numpy and torchmetrics (~3 s) load only where a task is used
+    import torch
     import torchmetrics as tm
+    from torch import nn
 
-# metric leaf name -> "max" | "min": whether a higher value is better. Every registered task adds
-# its own metrics here; sweeps, K-fold, the linter, monitor checks and comparisons all read it.
-DIRECTIONS: dict[str, str] = {"loss": "min", "mse": "min"}
+# The one table of which metrics improve upwards: metric leaf name -> "max" | "min". Sweeps,
+# K-fold, the linter, monitor checks, data curves and comparisons all read it; a registered task
+# adds its own metrics' directions (Task.directions).
+DIRECTIONS: dict[str, str] = {
+    "loss": "min", "mae": "min", "rmse": "min", "mse": "min", "r2": "max",
+    "acc": "max", "precision": "max", "recall": "max", "f1": "max", "auroc": "max",
+}  # fmt: skip
 REGISTRY: dict[str, type[Task]] = {}
 
 
@@ -37,11 +40,10 @@ class Task:
     # loss name -> factory; the first entry is the task's default (model.loss=null)
     losses: ClassVar[dict[str, Callable[[], nn.Module]]]
     main_metric: ClassVar[str]  # what the summary, learning curves and the fit-time sums report
-    directions: ClassVar[dict[str, str]] = {}  # this task's metric names -> "max" | "min"
+    directions: ClassVar[dict[str, str]] = {}  # metrics not in DIRECTIONS -> "max" | "min"
     # Targets are class labels: stratified splits, class counts, MixUp / CutMix apply.
     has_classes: ClassVar[bool] = True
     scales_targets: ClassVar[bool] = False  # the net learns (y - mean) / std (regression)
-    target_dtype: ClassVar[torch.dtype] = torch.long
     # Which report figures apply, by name (report/build.py draws them).
     report_figures: ClassVar[tuple[str, ...]] = ("confusion", "roc_pr", "calibration")
 
@@ -55,6 +57,10 @@ class Task:
     def num_outputs(self) -> int:
         """Width of the net's last layer."""
         return 1
+
+    def cast_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        """Targets as the data keeps them: class indices (long) unless the task says otherwise."""
+        return targets.long()
 
     def build_loss(self, name: str | None, label_smoothing: float = 0.0) -> nn.Module:
         name = name or next(iter(self.losses))
@@ -116,6 +122,10 @@ class Task:
         """The predictions CSV's columns after the id: prediction, then probabilities."""
         raise NotImplementedError
 
+    def target_column(self, targets: torch.Tensor, class_names: list[str]) -> Any:
+        """The predictions CSV's true-target column: class names, or the values themselves."""
+        return targets.numpy() if not class_names else [class_names[int(t)] for t in targets]
+
     def value_columns(self, columns: list[str], class_names: list[str]) -> list[str]:
         """The columns of a predictions CSV a model's output is read back from."""
         return [c for c in columns if c.startswith("prob_")] or ["prediction"]
@@ -130,7 +140,9 @@ class Task:
         return names[k], names[int(target)], float(probs[i, k])
 
     def baseline(self, y_train: np.ndarray, y_val: np.ndarray) -> tuple[str, float, float]:
-        """(what, score, two standard errors) of a predictor that ignores the inputs."""
+        """(what, score, two standard errors) of a predictor that ignores the inputs
+        (scikit-learn's dummies ignore the inputs by construction), scored on validation."""
+        import numpy as np
         from sklearn.dummy import DummyClassifier
         from sklearn.metrics import accuracy_score
 
@@ -153,11 +165,17 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 def task_names() -> list[str]:
+    _load_builtin()
     return list(REGISTRY)
+
+
+def _load_builtin() -> None:
+    import dlrecipe.tasks.builtin  # noqa: F401  (registers regression, binary, multiclass)
 
 
 def task_named(name: str, num_classes: int = 0) -> Task:
     """The task object for a task name (as stored in DataInfo, summary.json, checkpoints)."""
+    _load_builtin()
     if name not in REGISTRY:
         raise ConfigError(f"task {name!r} is unknown; known tasks are {task_names()}")
     return REGISTRY[name](num_classes)
@@ -169,7 +187,7 @@ def as_task(task: str | Task, num_classes: int = 0) -> Task:
 
 
 def direction(metric: str) -> str | None:
-    """"max" when a higher value of this metric (any stage prefix: val/acc) is better, "min"
+    """ "max" when a higher value of this metric (any stage prefix: val/acc) is better, "min"
     when lower is, None for a name no task knows."""
     return DIRECTIONS.get(str(metric).rsplit("/", 1)[-1])
 

@@ -10,7 +10,8 @@ synchronise across DDP ranks.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -19,20 +20,21 @@ from torch import nn
 from dlrecipe.errors import ConfigError
 from dlrecipe.tasks.base import Task, register_task
 
+Losses = dict[str, Callable[[], nn.Module]]
 EPS = 1e-7  # clip probabilities away from 0 and 1 before a log in per-sample losses
-HIGHER = {"acc": "max", "precision": "max", "recall": "max", "f1": "max", "auroc": "max"}
 
 
 @register_task
 class Regression(Task):
     name = "regression"
-    losses = {"mse": nn.MSELoss, "huber": nn.HuberLoss, "mae": nn.L1Loss}
+    losses: ClassVar[Losses] = {"mse": nn.MSELoss, "huber": nn.HuberLoss, "mae": nn.L1Loss}
     main_metric = "mae"
-    directions = {"mae": "min", "rmse": "min", "r2": "max"}
     has_classes = False
     scales_targets = True  # the net learns (y - mean) / std; metrics stay in y's units
-    target_dtype = torch.float32
-    report_figures = ("regression",)
+    report_figures = ("predicted_vs_true",)
+
+    def cast_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        return targets.float()
 
     def metrics(self) -> dict[str, Any]:
         import torchmetrics as tm
@@ -81,9 +83,8 @@ class Regression(Task):
 @register_task
 class Binary(Task):
     name = "binary"
-    losses = {"bce": nn.BCEWithLogitsLoss}
+    losses: ClassVar[Losses] = {"bce": nn.BCEWithLogitsLoss}
     main_metric = "acc"
-    directions = HIGHER
 
     def metrics(self) -> dict[str, Any]:
         from torchmetrics import classification as c
@@ -141,9 +142,8 @@ class Binary(Task):
 @register_task
 class Multiclass(Task):
     name = "multiclass"
-    losses = {"cross_entropy": nn.CrossEntropyLoss}
+    losses: ClassVar[Losses] = {"cross_entropy": nn.CrossEntropyLoss}
     main_metric = "acc"
-    directions = HIGHER
 
     @property
     def num_outputs(self) -> int:

@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import Dataset
 
 from dlrecipe.data.info import Task, classification_task
-from dlrecipe.tasks import task_named
 from dlrecipe.errors import ConfigError
+from dlrecipe.tasks import task_named
 
 
 @dataclass
@@ -45,7 +45,7 @@ class SourceData:
             if not isinstance(self.inputs, torch.Tensor):
                 raise TypeError("a lazy source must give input_shape")
             self.input_shape = tuple(self.inputs.shape[1:])
-        self.targets = self.targets.to(task_named(self.task).target_dtype)
+        self.targets = task_named(self.task).cast_targets(self.targets)
 
     def __len__(self) -> int:
         return len(self.targets)
