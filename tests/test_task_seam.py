@@ -51,6 +51,7 @@ def test_optimized_metric_is_a_list_of_names_whatever_its_form():
     assert metric_names(None) == []
     assert metric_names("val/loss") == ["val/loss"]
     assert metric_names(OmegaConf.create(["val/loss", "val/acc"])) == ["val/loss", "val/acc"]
+    assert metric_names(3) == ["3"]  # from a summary.json on disk: a name that matches nothing
 
 
 def test_task_objects_refuse_a_loss_of_another_task_naming_the_fix():

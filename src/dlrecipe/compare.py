@@ -27,6 +27,7 @@ import pandas as pd
 from dlrecipe.edge import ArgumentParser, user_error
 from dlrecipe.errors import ConfigError
 from dlrecipe.tasks import direction as metric_direction
+from dlrecipe.tasks import metric_names
 
 
 @dataclass
@@ -165,7 +166,7 @@ def compare(paths: list[Path], out_dir: Path, metric: str | None = None) -> pd.D
     main = main_metric(runs)
     if metric is None:
         wanted = runs[0].summary.get("optimized_metric")
-        metric = (wanted[0] if isinstance(wanted, list) and wanted else wanted) or "val/loss"
+        metric = next(iter(metric_names(wanted)), None) or "val/loss"  # the first objective
     mode = direction(str(metric))
     if (out_dir / "compare.png").exists():
         raise ConfigError(f"--out {out_dir} already holds a compare.png; choose another folder (nothing was overwritten)")  # fmt: skip

@@ -12,7 +12,7 @@ gives the object.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dlrecipe.errors import ConfigError
@@ -193,9 +193,12 @@ def direction(metric: str) -> str | None:
 
 
 def metric_names(value: Any) -> list[str]:
-    """optimized_metric (a string, a list of them, or unset) as a list of names."""
+    """optimized_metric (a string, a list of them, or unset) as a list of names; anything else
+    (a value read from a summary.json on disk) as the one name it prints as."""
     if value is None or value == "":
         return []
     if isinstance(value, str):
         return [value]
-    return [str(v) for v in value]  # a list, tuple or omegaconf ListConfig
+    if isinstance(value, Sequence):  # a list, tuple or omegaconf ListConfig
+        return [str(v) for v in value]
+    return [str(value)]
