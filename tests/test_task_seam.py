@@ -16,6 +16,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import ConfigError
 from dlrecipe.lint import lint
 from dlrecipe.tasks import direction, metric_names, task_named
@@ -54,11 +55,13 @@ def test_optimized_metric_is_a_list_of_names_whatever_its_form():
     assert metric_names(3) == ["3"]  # from a summary.json on disk: a name that matches nothing
 
 
-def test_task_objects_refuse_a_loss_of_another_task_naming_the_fix():
+def test_a_loss_of_another_task_and_an_unknown_task_are_refused_naming_the_fix():
     with pytest.raises(ConfigError, match=r"model.loss=bce is for binary/multilabel.*\['mse'"):
         task_named("regression").build_loss("bce")
-    with pytest.raises(ConfigError, match="task 'ordinal' is unknown"):
-        task_named("ordinal")
+    # a checkpoint or summary from disk naming a task nobody registered: one line, the fix
+    info = DataInfo.from_dict({"task": "ordinal", "input_shape": [4], "class_names": ["a", "b"]})
+    with pytest.raises(ConfigError, match=r"task 'ordinal' is unknown.*register_task"):
+        _ = info.task_obj
 
 
 def test_the_linter_reads_a_registered_task_s_metric_direction(make_cfg):

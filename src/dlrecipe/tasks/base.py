@@ -177,7 +177,10 @@ def task_named(name: str, num_classes: int = 0) -> Task:
     """The task object for a task name (as stored in DataInfo, summary.json, checkpoints)."""
     _load_builtin()
     if name not in REGISTRY:
-        raise ConfigError(f"task {name!r} is unknown; known tasks are {task_names()}")
+        raise ConfigError(
+            f"task {name!r} is unknown; known tasks are {task_names()} (a task of your own: "
+            "import the module that registers its class with dlrecipe.tasks.register_task)"
+        )
     return REGISTRY[name](num_classes)
 
 
