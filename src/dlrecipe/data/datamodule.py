@@ -170,16 +170,16 @@ class DataModule(pl.LightningDataModule):
             )
         if not self.normalization.fitted:
             self.normalization.fit(self._float_batches(fold.train))
-        if not self.target_scaling.fitted and self.info.task == "regression":
+        if not self.target_scaling.fitted and self.info.task_obj.scales_targets:
             self.target_scaling.fit(self.data.targets[torch.as_tensor(fold.train)])
         self.prepare_augmentation()
 
     def prepare_augmentation(self) -> None:
         """Size the augmentation to this data; a transform that cannot apply fails here."""
         info = self.info
-        if self.augmentation.mixes and info.task == "regression":
+        if self.augmentation.mixes and not info.task_obj.has_classes:
             raise ConfigError(
-                "MixUp / CutMix mix class labels; set their alphas to 0 for regression"
+                f"MixUp / CutMix mix class labels; set their alphas to 0 for {info.task}"
             )
         self.augmentation.build(info.input_shape)
 
@@ -243,8 +243,7 @@ class DataModule(pl.LightningDataModule):
         x = self.prepare_inputs(x, augment=training)
         if training and self.augmentation.mixes:
             x, y = self.augmentation.mix(x, y, max(2, self.info.num_classes))
-            if self.info.task == "binary":
-                y = y[:, 1]  # BCE takes the soft probability of the positive class
+            y = self.info.task_obj.mixed_targets(y)  # binary: the positive class's share
         return x, y
 
     def prepare_inputs(self, x: torch.Tensor, augment: bool = False) -> torch.Tensor:

@@ -22,15 +22,6 @@ from dlrecipe.models.optim import build_optimizer, check_optimizer
 from dlrecipe.models.regularization import Regularization
 from dlrecipe.models.schedules import ScheduleContext
 from dlrecipe.models.speed import check_compile, compile_net, use_channels_last
-from dlrecipe.models.tasks import (
-    MAIN_METRIC,
-    batch_score_sum,
-    build_loss,
-    build_metrics,
-    hard_targets,
-    loss_inputs,
-    predict_proba,
-)
 from dlrecipe.versions import VERSIONS_KEY, versions
 
 CONFIG_KEY = "dlrecipe_config"  # where the resolved run config is kept inside a checkpoint
@@ -73,15 +64,16 @@ class LitModel(pl.LightningModule):
         self._weight_noise = (
             self.regularization is not None and self.regularization.weight_noise > 0
         )
-        self.loss_fn = build_loss(loss, self.info, label_smoothing)
+        self.task = self.info.task_obj  # loss inputs, sums, predictions (dlrecipe/tasks)
+        self.loss_fn = self.task.build_loss(loss, label_smoothing)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.main_metric = MAIN_METRIC[self.info.task]
-        if self.info.task == "regression":
+        self.main_metric = self.task.main_metric
+        if self.task.scales_targets:
             # The net learns (y - mean) / std; metrics and predictions are in y's own units. Set
             # from the DataModule's training split at fit (setup); saved with the weights.
             self.register_buffer("target_mean", torch.zeros(()))
             self.register_buffer("target_std", torch.ones(()))
-        metrics = build_metrics(self.info)
+        metrics = self.task.metric_collection()
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.run_config: dict[str, Any] | None = None  # set by train.py, saved with checkpoints
@@ -110,25 +102,25 @@ class LitModel(pl.LightningModule):
     def use_target_scaling(self, datamodule: Any) -> None:
         """Take the DataModule's fitted target statistics (regression; a no-op otherwise)."""
         scaling = getattr(datamodule, "target_scaling", None)
-        if self.info.task == "regression" and scaling is not None and scaling.fitted:
+        if self.task.scales_targets and scaling is not None and scaling.fitted:
             self.target_mean.fill_(scaling.mean)
             self.target_std.fill_(scaling.std)
 
     def scale_target(self, y: torch.Tensor) -> torch.Tensor:
         """Targets in the units the net learns: (y - mean) / std for regression."""
-        if self.info.task != "regression":
+        if not self.task.scales_targets:
             return y
         return (y - self.target_mean) / self.target_std
 
     def to_target_units(self, out: torch.Tensor) -> torch.Tensor:
         """The net's regression outputs back in the target's units (identity for classes)."""
-        if self.info.task != "regression":
+        if not self.task.scales_targets:
             return out
         return out * self.target_std + self.target_mean
 
     def data_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The training loss of raw net outputs against targets in their original units."""
-        return self.loss_fn(*loss_inputs(out, self.scale_target(y), self.info.task))
+        return self.loss_fn(*self.task.loss_inputs(out, self.scale_target(y)))
 
     # Lightning sets _current_fx_name around each of the dozen hook calls of a step, and the
     # epoch sums below change every step: nn.Module.__setattr__'s parameter / buffer / module
@@ -148,14 +140,13 @@ class LitModel(pl.LightningModule):
         if self._weight_noise:  # noisy weights for this forward / backward only
             self.regularization.perturb()
         out = self.net(x)
-        task = self.info.task
         loss = self.data_loss(out, y)
         # Epoch means summed on the device and logged once, at the epoch's last batch: a
         # self.log call or a torchmetrics update per step costs more than a small model's step.
         n = len(y)
         self._loss_sum.add_(loss.detach(), alpha=n)  # in place: no new tensors per step
         scored = self.to_target_units(out.detach())  # the main metric in the target's units
-        self._score_sum.add_(batch_score_sum(scored, hard_targets(y, task), task))
+        self._score_sum.add_(self.task.score_sum(scored, self.task.hard_targets(y)))
         self._count += n
         if self._penalized:  # train/loss stays the data loss, comparable with val/loss
             penalty = self.regularization.penalty()
@@ -190,7 +181,7 @@ class LitModel(pl.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        return predict_proba(self(x), self.info.task)
+        return self.task.predict(self(x))
 
     # Evaluation, like training, sums on the device per batch and logs once per epoch (in the
     # epoch-end hooks): Lightning's per-batch self.log bookkeeping cost more than a small
@@ -221,14 +212,13 @@ class LitModel(pl.LightningModule):
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
         out = self.net(x)
-        task = self.info.task
         loss = self.data_loss(out, y)
         out = self.to_target_units(out)  # metrics in the target's units
         n = len(y)
-        score = batch_score_sum(out, y, task)
+        score = self.task.score_sum(out, y)
         self._eval_sums.add_(torch.stack([loss * n, score.to(loss.dtype), loss.new_tensor(n)]))
         if self._eval_metrics:
-            probs = predict_proba(out, task)
+            probs = self.task.predict(out)
             for metric in self._eval_metrics.values():
                 metric.update(probs, y)
 

@@ -89,7 +89,7 @@ def with_shuffled_training_labels(datamodule: DataModule, seed: int) -> DataModu
     data = datamodule.data
     train = torch.as_tensor(datamodule.fold.train)
     targets = data.targets.clone()
-    if datamodule.info.task == "regression":
+    if not datamodule.info.task_obj.has_classes:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
         targets[train] = targets[train[order]]
     else:
