@@ -1,5 +1,6 @@
 """models/nets/ knows only torch, timm and torchvision; weights from disk, the hub and earlier runs
-are resolved above it (models/backbones.py), and the hub's offline switch lives in compat.py.
+are resolved above it (models/backbones.py; the hub's offline switch is compat.hf_hub_offline,
+tested in test_compat_libraries.py).
 
     PYTHONPATH=src python -m pytest tests/test_backbone_layers.py -q
 """
@@ -77,27 +78,3 @@ def test_a_resolved_file_backbone_reaches_the_net_with_its_weights(tmp_path: Pat
     saved = torch.load(path, weights_only=True)
     for key, value in net.backbone.state_dict().items():
         assert torch.equal(value, saved[key]), key
-
-
-def test_hf_hub_offline_keeps_the_hub_off_the_network_and_restores_it(tmp_path: Path) -> None:
-    """compat.hf_hub_offline flips huggingface_hub.constants.HF_HUB_OFFLINE: if a release stops
-    reading it per call, downloads inside go to the network again and this test fails."""
-    import huggingface_hub
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
-    from dlrecipe.compat import hf_hub_offline
-
-    before = huggingface_hub.is_offline_mode()
-    with hf_hub_offline():
-        assert huggingface_hub.is_offline_mode()
-        with pytest.raises(Exception) as raised:
-            huggingface_hub.hf_hub_download("dlrecipe-test/none", "model.safetensors",
-                                            cache_dir=str(tmp_path))  # fmt: skip
-    chain, err = [], raised.value
-    while err is not None:
-        chain.append(type(err))
-        err = err.__cause__ or err.__context__
-    assert OfflineModeIsEnabled in chain  # refused before any connection
-    assert huggingface_hub.is_offline_mode() == before
-    with hf_hub_offline(False):  # offline=False changes nothing
-        assert huggingface_hub.is_offline_mode() == before
