@@ -33,8 +33,11 @@ CORE_MODULES = {
     "models", "models.module", "models.tasks", "models.init", "models.optim",
     "models.regularization", "models.schedules", "models.speed",
     "models.nets", "models.nets.cnn", "models.nets.mlp", "models.nets.layers", "models.nets.residual",
+    "csv_logs",  # a resumed run's metrics across CSV logger versions
+    # builders resolves `model.net.backbone` (net_factory): backbone nets are built by the core
+    "models.backbones", "models.earlier_run", "models.nets.backbone",
 }  # fmt: skip
-CORE_PACKAGES = ("data",)  # every module under them is core
+CORE_PACKAGES = ("data", "tasks")  # every module under them is core
 # Plug-ins: run hooks, non-default callbacks, and what only they use. The core imports none of
 # them, and the default run works with all of them deleted (test below).
 OPTIONAL_PACKAGES = ("sweep", "report", "sanity", "lint", "cv", "loggers")
@@ -51,7 +54,12 @@ CORE_EXCEPTIONS = {
 }
 # Cycles outside the core, known and left to their owners: eval.py's restore() is used by the
 # fold ensemble that eval.py itself calls (both are entry points; neither is imported by the core).
-KNOWN_CYCLES = [["dlrecipe.ensemble", "dlrecipe.eval"]]
+# tasks/base.py loads the built-in tasks (tasks/builtin.py, which registers itself with base) on
+# first use, so that `import dlrecipe.tasks` stays free of torch: a registry, not a tangle.
+KNOWN_CYCLES = [
+    ["dlrecipe.ensemble", "dlrecipe.eval"],
+    ["dlrecipe.tasks.base", "dlrecipe.tasks.builtin"],
+]
 
 
 def module_name(path: Path) -> str:

@@ -17,26 +17,20 @@ from omegaconf import DictConfig, OmegaConf
 from dlrecipe.callbacks.history import History
 from dlrecipe.errors import ConfigError
 from dlrecipe.habits import run_tags
-from dlrecipe.models.tasks import MAIN_METRIC, build_metrics
 from dlrecipe.summary import RunSummary
+from dlrecipe.tasks import metric_names
 from dlrecipe.versions import versions
-
-
-def objectives(cfg: DictConfig) -> list[str]:
-    """optimized_metric as a list: one name, or the several objectives of a multi-objective sweep."""
-    wanted = cfg.get("optimized_metric")
-    return [str(m) for m in wanted] if OmegaConf.is_list(wanted) else [wanted] if wanted else []
 
 
 def check_metric_names(cfg: DictConfig, info: Any) -> None:
     """A mistyped monitor or optimized_metric fails now, not after a whole fit (or sweep)."""
-    names = {"loss", *build_metrics(info).keys()}
+    names = {"loss", *info.task_obj.metrics()}
     logged = {f"{stage}/{n}" for stage in ("val", "test") for n in names} | {
         "train/loss",
-        f"train/{MAIN_METRIC[info.task]}",
+        f"train/{info.task_obj.main_metric}",
     }
     for key, value in (("monitor.metric", cfg.monitor.metric),
-                       *(("optimized_metric", m) for m in objectives(cfg))):  # fmt: skip
+                       *(("optimized_metric", m) for m in metric_names(cfg.get("optimized_metric")))):  # fmt: skip
         if value not in logged:
             raise ConfigError(
                 f"{key}={value!r} is not logged for this {info.task} task; choose one of {sorted(logged)}"
@@ -71,7 +65,7 @@ def summarize(cfg: DictConfig, trainer: pl.Trainer, model: Any, run_dir: Path, b
     total, trainable = model.parameter_counts()
     wanted = cfg.get("optimized_metric")
     summary = RunSummary(
-        run_dir=str(run_dir), task=model.info.task, main_metric=MAIN_METRIC[model.info.task],
+        run_dir=str(run_dir), task=model.info.task, main_metric=model.main_metric,
         val_metrics=val_metrics, test_metrics=test_metrics, epochs_run=trainer.current_epoch,
         best_checkpoint=best, model_to_use=best, params_total=total, params_trainable=trainable,
         fit_seconds=fit_seconds, train_steps=trainer.global_step, info=model.info.to_dict(),
@@ -115,7 +109,7 @@ def best_epoch(rows: list[dict[str, float]], metric: str, mode: str) -> int | No
 
 def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | list[float] | None:
     """The value a sweep reads; a list of values when optimized_metric lists several objectives."""
-    names = objectives(cfg)
+    names = metric_names(cfg.get("optimized_metric"))
     if not names:
         return None
     missing = [n for n in names if n not in metrics]

@@ -22,6 +22,7 @@ from dlrecipe.cv.summary import aggregate
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.failures import is_child_rank
 from dlrecipe.summary import RunSummary
+from dlrecipe.tasks import metric_names
 
 
 def fold_seed(seed: int, index: int) -> int:
@@ -88,7 +89,7 @@ def cross_validate(
     if is_child_rank():  # under DDP, rank 0 writes the aggregate
         return None
     wanted = cfg.get("optimized_metric")
-    wanted = list(wanted) if OmegaConf.is_list(wanted) else wanted
+    wanted = metric_names(wanted) if OmegaConf.is_list(wanted) else wanted  # plain list or str
     result = aggregate(fold_dirs, run_dir, wanted)
     result.print()
     return result.optimized_value

@@ -12,7 +12,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from dlrecipe.failures import is_child_rank
-from dlrecipe.models.tasks import MAIN_METRIC
 from dlrecipe.summary import RunSummary
 from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
 
@@ -37,6 +36,5 @@ class SweepTrial:
         if self.pruning is None or self.pruning.pruned_at is None:
             return None
         if is_child_rank():  # rank 0 reports the pruning; other ranks just end
-            task = ctx.model.info.task
-            return RunSummary(str(ctx.run_dir), task, MAIN_METRIC[task])
+            return RunSummary(str(ctx.run_dir), ctx.model.info.task, ctx.model.main_metric)
         raise_pruned(self.pruning)
