@@ -87,7 +87,7 @@ class KFoldSplit:
                 "both sides; use data/split=group_kfold"
             )
         if data.val_indices is not None:
-            raise ConfigError("K-fold makes its own validation folds; drop data.val_root")
+            raise ConfigError("K-fold makes its own validation folds; drop data.source.val_root")
         labels = data.targets.numpy()
         groups = self._groups(data)
         stratify = self.stratified and data.task != "regression"
@@ -95,7 +95,7 @@ class KFoldSplit:
         if self.test == "folds":
             if data.test_indices is not None:
                 raise ConfigError(
-                    "data.split.test=folds makes each fold's test set; drop data.test_root or "
+                    "data.split.test=folds makes each fold's test set; drop data.source.test_root or "
                     "use data.split.test=fixed"
                 )
             rest, test = everything, None
@@ -134,7 +134,7 @@ class KFoldSplit:
         groups = data.groups if self.groups is None else _read_groups(self.groups)
         if groups is None:
             raise ConfigError(
-                "group K-fold needs a group per sample: data.groups=<column> for a CSV, or "
+                "group K-fold needs a group per sample: data.source.groups=<column> for a CSV, or "
                 "data.split.groups=<file.npy|file.csv> / a list with one id per sample"
             )
         groups = np.asarray(groups)

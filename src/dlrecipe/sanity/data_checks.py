@@ -40,7 +40,7 @@ def disjoint_splits(datamodule: DataModule) -> Check:
         "; ".join(problems) if problems else f"{len(datamodule.folds)} fold(s); {sizes}",
         "no index in two parts of any fold",
         hint="samples in two splits inflate validation and test scores. Usually a hand-made split "
-        "or a fixed val/test folder that overlaps data.root; use data/split=holdout or a *kfold "
+        "or a fixed val/test folder that overlaps data.source.root; use data/split=holdout or a *kfold "
         "split, which derive all parts from one permutation",
         values={"folds": len(datamodule.folds), "problems": problems},
     )
