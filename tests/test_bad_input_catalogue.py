@@ -94,6 +94,8 @@ CASES: dict[str, Case] = {
     # train: Hydra's own errors, typed values, data, model, checkpoints, monitoring, the OS
     "train-unknown-key": C("train", ("foo=1",), "foo"),
     "train-misspelt-key": C("train", ("trainer.maxepochs=3",), "trainer.maxepochs"),
+    "train-misspelt-net-argument": C("train", ("model.net.dropuot=0.1",), "model.net.dropuot"),
+    "train-misspelt-source-argument": C("train", ("data.source.nmae=wine",), "data.source.nmae"),
     "train-misspelt-group": C("train", ("modle=mlp",), "modle"),
     "train-unknown-model": C("train", ("model=transformer",), "model=transformer"),
     "train-unknown-split": C("train", ("data/split=loo",), "data/split=loo"),

@@ -92,3 +92,30 @@ def key_comments(path: Path, package: str) -> dict[str, str]:
             dotted = ".".join([*([package] if package else []), *(k for _, k in stack)])
             comments[dotted] = comment
     return comments
+
+
+# The DataModule's own arguments (data/datamodule.py; tests/test_config_contract.py keeps the two
+# in step). Any other data.<key> of a run stored before source arguments moved to data.source.*
+# is one of its source's arguments.
+DATAMODULE_KEYS = frozenset({
+    "_target_", "source", "split", "normalization", "augmentation", "batch_size", "eval_batch_size",
+    "num_workers", "seed", "fast_path", "classes", "similar_to_pretraining", "target_scaling",
+})  # fmt: skip
+
+
+def upgrade_layout(config: dict) -> dict:
+    """A stored run config in today's layout: data.<source arg> (before 2026-12) -> data.source.<arg>.
+
+    Checkpoints and run directories written earlier still evaluate, resume their weights and
+    serve as backbones; the renamed keys are listed in the README ("Renamed keys").
+    """
+    data = config.get("data")
+    if isinstance(data, dict) and isinstance(data.get("source"), dict):
+        for key in [k for k in data if k not in DATAMODULE_KEYS]:
+            value = data.pop(key)
+            if isinstance(value, str) and value.startswith(
+                "${."
+            ):  # ${.num_workers}: one level up now
+                value = "${." + value[2:]
+            data["source"].setdefault(key, value)
+    return config
