@@ -79,7 +79,7 @@ def test_the_readme_recipes_show_such_files():
 
 def test_datamodule_keys_are_the_datamodules_arguments():
     taken = set(inspect.signature(DataModule.__init__).parameters) - {"self"}
-    assert DATAMODULE_KEYS == taken | {"_target_"}
+    assert taken | {"_target_"} == DATAMODULE_KEYS
 
 
 def test_code_defaults_are_set_without_a_plus_and_reach_their_objects(make_cfg):
