@@ -130,3 +130,18 @@ def test_a_run_stored_in_the_flat_data_layout_is_read_in_the_new_one(tmp_path):
     assert upgrade_layout({"data": {"name": "x"}}) == {
         "data": {"name": "x"}
     }  # not a DataModule: untouched
+
+
+def test_the_linter_sees_the_code_defaults_the_yaml_leaves_out(make_cfg):
+    from dlrecipe.lint.core import get
+
+    cfg = make_cfg()
+    assert (
+        "batch_norm" not in cfg.model.net
+        and "normalize" not in make_cfg("model=finetune").model.net
+    )
+    assert (
+        get(cfg, "model.net.batch_norm") is True and get(cfg, "model.net.convs_per_block", 1) == 2
+    )
+    assert get(make_cfg("model=finetune"), "model.net.normalize", False) is True
+    assert get(make_cfg("model.net.batch_norm=false"), "model.net.batch_norm", True) is False

@@ -9,6 +9,8 @@ made at build time by setup.py), so a non-editable install works from any direct
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
 from pathlib import Path
@@ -119,3 +121,19 @@ def upgrade_layout(config: dict) -> dict:
                 value = "${." + value[2:]
             data["source"].setdefault(key, value)
     return config
+
+
+@functools.lru_cache(maxsize=64)
+def code_defaults(target: str) -> dict:
+    """{argument: default} of a `_target_` (a class or function path); {} when it cannot be read.
+
+    The YAML sets only what differs from these, so whoever reads a config for what a run will
+    build (the linter) looks here for a key the YAML leaves out.
+    """
+    from hydra.utils import get_object
+
+    try:
+        parameters = inspect.signature(get_object(target)).parameters
+    except Exception:  # not importable here, or a builtin without a signature
+        return {}
+    return {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty}
