@@ -83,7 +83,7 @@ class KFoldSplit:
             )
         if data.groups is not None and not self.uses_groups:
             raise ConfigError(
-                "data.groups is set but this splitter ignores groups, so a group could land on "
+                "data.source.groups is set but this splitter ignores groups, so a group could land on "
                 "both sides; use data/split=group_kfold"
             )
         if data.val_indices is not None:

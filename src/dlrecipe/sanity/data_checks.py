@@ -101,7 +101,7 @@ def duplicates_across_splits(datamodule: DataModule) -> Check:
         ", ".join(f"{p} {k} of {len(getattr(fold, p))}" for p, k in found.items()),
         "no val / test input identical to a training input",
         hint="identical inputs on both sides measure memory, not generalization: de-duplicate "
-        "the data before splitting, or group copies with data.groups and data/split=group_kfold",
+        "the data before splitting, or group copies with data.source.groups and data/split=group_kfold",
         values=found,
     )
 

@@ -137,7 +137,7 @@ def load_csv(
     unknown = [f for f in features if f not in frame.columns]
     if unknown:
         raise ConfigError(
-            f"data.features has unknown columns {unknown}; columns are {list(frame.columns)}"
+            f"data.source.features has unknown columns {unknown}; columns are {list(frame.columns)}"
         )
     if task is not None and task not in TASKS:
         raise ConfigError(
