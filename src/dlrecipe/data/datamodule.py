@@ -40,6 +40,20 @@ log = logging.getLogger(__name__)
 
 
 class DataModule(pl.LightningDataModule):
+    """One data set's pipeline (conf/data/default.yaml; a data set's file sets `source`, the
+    loader with its arguments data.source.*). Arguments the YAML leaves at these defaults, set
+    with data.<arg>=...:
+
+    eval_batch_size=512: evaluation has no gradients, so bigger batches are just faster.
+    num_workers=0: in-memory batches are tensor slices, workers would only add overhead (folders
+    read lazily want some). classes=None: e.g. [5,6,7,8,9] keeps only these classes, relabelled
+    in this order. similar_to_pretraining=False: do the images look like a backbone's
+    pretraining photos? (model/finetuning=auto reads it; cifar10 and image_folder say true).
+    target_scaling=standardize: regression learns (y - mean) / std of the train split, metrics
+    in y's units; none = raw y. fast_path=True: in-memory tensors are batched by slicing; False
+    serves the same batches through a torch DataLoader (the equivalence tests pass it).
+    """
+
     def __init__(
         self,
         source: Callable[[], SourceData],
