@@ -204,3 +204,16 @@ def test_onecycle_refuses_a_zero_warmup_naming_it(make_cfg):
     cfg = make_cfg(*WINE, "model/scheduler=onecycle", "model.scheduler.warmup_frac=0")
     with pytest.raises(ConfigError, match=r"warmup_frac=0.*onecycle always warms up"):
         _lr_per_step(cfg)
+
+
+@pytest.mark.parametrize("rule, factor", [("none", 1.0), ("linear", 0.5), ("sqrt", 0.5**0.5)])
+def test_lr_scaling_rescales_the_optimizers_lr_by_the_effective_batch(make_cfg, rule, factor):
+    # 16 per batch x 2 accumulated = 32 samples per step: half the base batch of 64.
+    cfg = make_cfg(*WINE, "model/scheduler=none", "data.batch_size=16",
+                   "trainer.accumulate_grad_batches=2", f"lr_scaling.rule={rule}",
+                   "lr_scaling.base_batch_size=64")  # fmt: skip
+    lrs, trainer = _lr_per_step(cfg, epochs=1)
+    expected = cfg.model.optimizer.lr * factor
+    assert lrs and all(lr == pytest.approx(expected, rel=1e-12) for lr in lrs), (lrs[:3], expected)
+    for group in trainer.optimizers[0].param_groups:  # every group, with or without weight decay
+        assert group["lr"] == pytest.approx(expected, rel=1e-12)
