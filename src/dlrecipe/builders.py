@@ -24,6 +24,7 @@ from dlrecipe.csv_logs import keeps_earlier_metrics
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import ConfigError, unwrap_instantiation
+from dlrecipe.models.backbones import net_factory
 from dlrecipe.models.module import LitModel
 from dlrecipe.models.optim import rescale_lr
 
@@ -114,7 +115,9 @@ def effective_batch_size(cfg: DictConfig) -> int:
 
 
 def build_model(cfg: DictConfig, info: DataInfo) -> LitModel:
-    model = instantiate(cfg.model, info=info.to_dict(), _convert_="all")
+    # The net's pretrained backbone (files, hub, earlier runs) is resolved above models/nets/.
+    net = net_factory(cfg.model.net)
+    model = instantiate(cfg.model, info=info.to_dict(), net=net, _convert_="all")
     scaling = cfg.get("lr_scaling") or {}
     model.optimizer_factory = rescale_lr(
         model.optimizer_factory, effective_batch_size(cfg), int(scaling.get("base_batch_size", 64)),

@@ -238,6 +238,8 @@ class LitModel(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.optimizer_factory, self.net)
+        if self.finetuning is not None:  # later stages' frozen blocks: scheduled from step 0
+            self.finetuning.add_stage_groups(optimizer, self.net)
         if self.regularization is not None and self.regularization.max_norm is not None:
             optimizer.register_step_post_hook(self.regularization.constrain)
         if self.scheduler_factory is None:
