@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 from dlrecipe.builders import CONF_DIR, build_callbacks, build_data, build_loggers, build_model
 from dlrecipe.data.info import DataInfo
@@ -17,8 +18,13 @@ DIGITS = DataInfo("multiclass", (1, 8, 8), [str(i) for i in range(10)])
 TABLE = DataInfo("binary", (30,), ["0", "1"])
 
 
+# conf/data/default.yaml and conf/model/default.yaml are the blocks every data set / model
+# extends, not options of their own (callbacks/default and trainer/default are real options).
+BASES = {"data": "default", "model": "default"}
+
+
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if p.stem != BASES.get(group))
 
 
 def test_every_group_has_options():
@@ -29,7 +35,10 @@ def test_every_group_has_options():
 
 
 # Data options that need a file get a placeholder; the DataModule loads nothing until asked.
-DATA_ARGS = {"csv": ["data.path=x.csv", "data.target=y"], "image_folder": ["data.root=imgs"]}
+DATA_ARGS = {
+    "csv": ["data.source.path=x.csv", "data.source.target=y"],
+    "image_folder": ["data.source.root=imgs"],
+}
 
 
 @pytest.mark.parametrize("name", options("data"))
@@ -44,7 +53,8 @@ def test_data_sub_options_instantiate(make_cfg, group):
     for name in options(group):
         cfg = make_cfg(f"{group}={name}")
         key = group.split("/")[1]
-        assert instantiate(cfg.data[key]) is not None
+        built = instantiate(cfg.data[key])
+        assert type(built) is get_class(cfg.data[key]._target_), (group, name)  # what it names
 
 
 @pytest.mark.parametrize("name", options("model"))
@@ -81,8 +91,9 @@ def test_optimizer_and_scheduler_options_step(make_cfg, group):
 @pytest.mark.parametrize("name", options("callbacks"))
 def test_callback_options_instantiate(make_cfg, name):
     cfg = make_cfg(f"callbacks={name}", quick=False)
-    for callback in build_callbacks(cfg):
-        assert callback is not None
+    callbacks = build_callbacks(cfg)
+    assert all(isinstance(c, pl.Callback) for c in callbacks), callbacks
+    assert len(callbacks) == sum(c is not None for c in cfg.callbacks.values())  # one per entry
 
 
 @pytest.mark.parametrize("name", options("logger"))

@@ -2,7 +2,7 @@
 
     python -m dlrecipe.train                                   # digits CNN, the default experiment
     python -m dlrecipe.train experiment=wine_mlp trainer.max_epochs=5
-    python -m dlrecipe.train data=csv data.path=my.csv data.target=label
+    python -m dlrecipe.train data=csv data.source.path=my.csv data.source.target=label
     python -m dlrecipe.train 'hooks=[]'                        # the bare chain, no optional steps
 
 The chain: compose (Hydra, main below) -> data -> model -> trainer -> fit -> evaluate the best
