@@ -82,14 +82,13 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule, hooks: list | None = None)
     datamodule.prepare_augmentation()  # a transform that cannot apply to this data fails now
     if cfg.get("ckpt_path"):
         check_compatible(load_checkpoint(cfg.ckpt_path, paths=cfg.paths), model, cfg.ckpt_path)
-    every = cfg.trainer.get("log_every_n_steps")  # lowered for tiny epochs: no warning per fit
-    every = {"log_every_n_steps": quiet.log_every_n_steps(every, datamodule)} if every else {}
+    # Lightning's default 50, lowered for tiny epochs: no "fewer batches than..." warning per fit
+    every = quiet.log_every_n_steps(cfg.trainer.get("log_every_n_steps") or 50, datamodule)
     # DivergenceGuard: a NaN / inf loss stops the fit (exit 3, summary.json status: diverged).
     # RandomState: checkpoints carry the generators, so a resumed fit draws what this one would.
     extra = [c for found in call(hooks, "callbacks", ctx) for c in found]
-    ctx.trainer = trainer = build_trainer(
-        cfg, run_dir, extra_callbacks=[*extra, guards.DivergenceGuard(), RandomState()], **every
-    )
+    extra += [guards.DivergenceGuard(), RandomState()]
+    ctx.trainer = trainer = build_trainer(cfg, run_dir, extra, log_every_n_steps=every)
     _log_config(trainer, cfg)
     fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
     try:
