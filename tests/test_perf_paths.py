@@ -149,3 +149,42 @@ def test_generator_state_round_trips_through_a_weights_only_checkpoint(tmp_path)
     old = {**state, "python": {**state["python"], "internal": state["python"]["internal"].tolist()}}
     restore(old)
     assert random.random() == expected[0]
+
+
+def test_normalization_is_fitted_chunk_by_chunk_with_the_one_shot_statistics(make_cfg):
+    from dlrecipe.builders import build_data
+    from dlrecipe.data import datamodule as dm
+    from dlrecipe.data.loaders import to_float
+
+    data = build_data(make_cfg("data=synthetic", "data.samples=800", "data.shape=[3,32,32]"))
+    train = data.fold.train
+    chunks = [len(x) for x in data._float_batches(train)]
+    # 3x32x32 = 3072 values a sample: at most 2**20 // 3072 = 341 samples a chunk, not all
+    # 560 training images as floats (and float64) at once
+    assert max(chunks) == dm.CHUNK_VALUES // 3072 and sum(chunks) == len(train)
+    data.setup("fit")
+    x = to_float(data.data.inputs[torch.as_tensor(train)]).double()
+    assert torch.allclose(data.normalization.mean.double(), x.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(
+        data.normalization.std.double(), x.std((0, 2, 3), unbiased=False), atol=1e-5
+    )
+
+
+def test_an_image_folder_in_memory_holds_every_file_decoded_in_order(tmp_path):
+    from PIL import Image
+
+    from dlrecipe.data.sources.image_folder import load_image_folder, read_image
+
+    rng = np.random.default_rng(0)
+    files = []
+    for label in ("a", "b"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for i in range(3):
+            path = tmp_path / "imgs" / label / f"{i}.png"
+            Image.fromarray(rng.integers(0, 255, (6, 5, 3), dtype=np.uint8), "RGB").save(path)
+            files.append(path)
+    data = load_image_folder(str(tmp_path / "imgs"), check_cache=str(tmp_path / "cache"))
+    assert data.inputs.dtype == torch.uint8 and data.inputs.shape == (6, 3, 6, 5)
+    expected = torch.stack([read_image(f, (6, 5), "RGB") for f in files])
+    assert torch.equal(data.inputs, expected)
+    assert data.targets.tolist() == [0, 0, 0, 1, 1, 1]
