@@ -82,11 +82,11 @@ def test_image_normalization_is_per_channel(image_dir):
     assert abs(float(z.mean())) < 1e-4 and abs(float(z.std()) - 1) < 1e-2
 
 
-def test_normalization_state_round_trips_through_checkpoint_state(make_cfg):
+def test_normalization_state_round_trips_through_data_state(make_cfg):
     datamodule = build_data(make_cfg("data=breast_cancer", "model=mlp"))
     datamodule.setup("fit")
     restored = build_data(make_cfg("data=breast_cancer", "model=mlp"))
-    restored.load_state_dict(datamodule.state_dict())
+    restored.load_data_state(datamodule.data_state())
     assert torch.equal(restored.normalization.mean, datamodule.normalization.mean)
     restored.setup("test")  # same split, so the stored test indices match
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from dlrecipe.builders import compose
+from dlrecipe.csv_logs import read_metrics
 from dlrecipe.errors import ConfigError
 from dlrecipe.eval import evaluate
 from dlrecipe.train import train
@@ -90,14 +91,9 @@ def test_killed_run_resumes_in_its_directory(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs_run"] == 10
     assert (run / ".hydra" / "config.yaml").read_text() == original  # the run's own config kept
-    logged = (run / "csv" / "metrics.csv").read_text().splitlines()
-    header = logged[0].split(",")
-    val_epochs = {
-        int(row.split(",")[header.index("epoch")])
-        for row in logged[1:]
-        if row.split(",")[header.index("val/loss")]
-    }
-    # the CSV logger appended across the kill (epoch 10: the final validation of the best checkpoint)
+    logged = read_metrics(run / "csv")  # csv/metrics.csv, then the resumed fit's csv/version_0/
+    val_epochs = set(logged.dropna(subset=["val/loss"])["epoch"].astype(int))
+    # the CSV rows survive the kill (epoch 10: the final validation of the best checkpoint)
     assert set(range(10)) <= val_epochs <= set(range(11))
 
 

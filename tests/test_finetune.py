@@ -238,7 +238,7 @@ def test_an_earlier_run_is_the_backbone(make_cfg, tmp_path: Path) -> None:
     saved = torch.load(best, weights_only=True)
     for key, value in model.net.backbone.features.state_dict().items():
         assert torch.equal(value, saved["state_dict"][f"net.features.{key}"]), key
-    normalization = saved["DataModule"]["normalization"]  # 0-4's statistics prepare 5-9's images
+    normalization = saved["dlrecipe_data"]["normalization"]  # 0-4's statistics prepare 5-9's images
     assert torch.allclose(model.net.mean.flatten(), normalization["mean"])
     assert model.net.head[-1].out_features == 5
 

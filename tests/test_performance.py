@@ -139,7 +139,7 @@ def test_compiled_net_checkpoints_load_into_a_plain_net(make_cfg, tmp_path):
     assert restored.hparams.compile is True
     plain_cfg = make_cfg(*overrides, run_dir=tmp_path / "plain")
     data = build_data(plain_cfg)
-    data.load_state_dict(checkpoint["DataModule"])
+    data.load_data_state(checkpoint["dlrecipe_data"])
     plain = build_model(plain_cfg, data.info)
     plain.load_state_dict(checkpoint["state_dict"])
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)

@@ -133,8 +133,8 @@ def test_refit_trains_on_exactly_train_plus_validation_for_the_chosen_epochs(mak
     # normalization refitted on train + validation (per channel, over every pixel)
     inputs = build_data(cfg).data.inputs
     union = torch.as_tensor(np.concatenate([fold.train, fold.val]))
-    saved = torch.load(refit["checkpoint"], weights_only=True)["DataModule"]["normalization"]
-    held_out = torch.load(summary["best_checkpoint"], weights_only=True)["DataModule"]
+    saved = torch.load(refit["checkpoint"], weights_only=True)["dlrecipe_data"]["normalization"]
+    held_out = torch.load(summary["best_checkpoint"], weights_only=True)["dlrecipe_data"]
     assert torch.allclose(saved["mean"], to_float(inputs[union]).mean().reshape(1), atol=1e-5)
     assert not torch.allclose(saved["mean"], held_out["normalization"]["mean"], atol=1e-5)
     # eval on the run directory uses the refit model, and reproduces its test metrics

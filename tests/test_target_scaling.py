@@ -72,7 +72,7 @@ def test_price_regression_reaches_r2_095_in_the_targets_units(make_cfg, price_cs
     datamodule = build_data(cfg)
     datamodule.setup("fit")
     train_targets = datamodule.data.targets[torch.as_tensor(datamodule.fold.train)].double()
-    scaling = checkpoint["DataModule"]["target_scaling"]
+    scaling = checkpoint["dlrecipe_data"]["target_scaling"]
     assert scaling["mean"] == pytest.approx(float(train_targets.mean()))
     assert scaling["std"] == pytest.approx(float(train_targets.std(unbiased=False)))
     assert float(checkpoint["state_dict"]["target_mean"]) == pytest.approx(scaling["mean"])
@@ -129,7 +129,7 @@ def test_a_checkpoint_from_before_target_scaling_still_evaluates(make_cfg, price
     checkpoint = torch.load(summary["best_checkpoint"], weights_only=True)
     for key in ("target_mean", "target_std"):
         del checkpoint["state_dict"][key]
-    del checkpoint["DataModule"]["target_scaling"]
+    del checkpoint["dlrecipe_data"]["target_scaling"]
     old = tmp_path / "old" / "checkpoints" / "old.ckpt"
     torch.save(checkpoint, old)
     got = evaluate(compose([f"ckpt_path={old}", "trainer.accelerator=cpu",

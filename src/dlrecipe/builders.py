@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from dlrecipe.configs import conf_dir
+from dlrecipe.csv_logs import keeps_earlier_metrics
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import ConfigError, unwrap_instantiation
@@ -123,15 +124,16 @@ def build_model(cfg: DictConfig, info: DataInfo) -> LitModel:
     return model
 
 
-def _instantiate_all(group: DictConfig | None) -> list[Any]:
+def _instantiate_all(group: DictConfig | None, extra: Any = lambda c: {}) -> list[Any]:
     """Each entry of a dict-of-configs group (callbacks, logger); null entries are switched off."""
     if not group:
         return []
-    return [instantiate(c, _convert_="all") for c in group.values() if c and "_target_" in c]
+    return [instantiate(c, _convert_="all", **extra(c)) for c in group.values() if c and "_target_" in c]  # fmt: skip
 
 
 def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
-    return _instantiate_all(cfg.get("logger"))
+    # A resumed run's CSV logger writes a new version instead of deleting metrics.csv.
+    return _instantiate_all(cfg.get("logger"), keeps_earlier_metrics)
 
 
 def build_callbacks(cfg: DictConfig, has_logger: bool = True) -> list[pl.Callback]:
@@ -186,8 +188,6 @@ def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks: list[pl.Callb
     check_trainer_keys(cfg.trainer)
     loggers = build_loggers(cfg)
     callbacks = [*build_callbacks(cfg, has_logger=bool(loggers)), *extra_callbacks]
-    for logger in loggers:
-        _continue_csv(logger)
     return instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -196,23 +196,3 @@ def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks: list[pl.Callb
         _convert_="all",
         **kwargs,
     )
-
-
-def _continue_csv(logger: Any) -> None:
-    """A resumed run appends to its metrics.csv instead of starting it over.
-
-    Lightning's CSV writer deletes an existing metrics.csv when it is created, and rewrites
-    the file with only the columns it knows when new ones appear: keep the rows written before
-    the crash, and tell the writer their columns.
-    """
-    if type(logger).__name__ != "CSVLogger":
-        return
-    path = Path(logger.log_dir) / "metrics.csv"
-    if not path.is_file():
-        return
-    saved = path.read_text()
-    writer = logger.experiment  # creating the writer deletes the file
-    path.write_text(saved)
-    header = saved.split("\n", 1)[0].strip()
-    if header:
-        writer.metrics_keys = header.split(",")

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from dlrecipe.errors import ConfigError
-from dlrecipe.models.module import CONFIG_KEY, add_identity_target_scaling
+from dlrecipe.models.module import CONFIG_KEY, DATA_KEY, add_identity_target_scaling
 from dlrecipe.trust import trusted_config
 
 
@@ -132,4 +132,7 @@ def check_compatible(checkpoint: dict[str, Any], model: nn.Module, ckpt_path: st
 
 
 def datamodule_state(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
-    return checkpoint.get("DataModule")
+    """The DataModule's saved state; checkpoints from before DATA_KEY kept it under Lightning's
+    key for the class, "DataModule"."""
+    state = checkpoint.get(DATA_KEY, checkpoint.get("DataModule"))
+    return state if isinstance(state, dict) else None

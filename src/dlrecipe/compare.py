@@ -26,7 +26,8 @@ import pandas as pd
 
 from dlrecipe.edge import ArgumentParser, user_error
 from dlrecipe.errors import ConfigError
-from dlrecipe.lint.training_rules import HIGHER_IS_BETTER, LOWER_IS_BETTER
+from dlrecipe.tasks import direction as metric_direction
+from dlrecipe.tasks import metric_names
 
 
 @dataclass
@@ -139,12 +140,10 @@ def label_runs(runs: list[Run]) -> None:
 
 
 def direction(metric: str) -> str:
-    """max or min, from the project's own table of which metrics improve upwards."""
-    leaf = metric.rsplit("/", 1)[-1]
-    if leaf in HIGHER_IS_BETTER:
-        return "max"
-    if leaf in LOWER_IS_BETTER:
-        return "min"
+    """max or min, from the tasks' table of which metrics improve upwards (dlrecipe.tasks)."""
+    way = metric_direction(metric)
+    if way is not None:
+        return way
     raise ConfigError(f"--metric {metric}: unknown direction; use one of the logged val/ or test/ metrics such as val/loss or val/acc")  # fmt: skip
 
 
@@ -167,7 +166,7 @@ def compare(paths: list[Path], out_dir: Path, metric: str | None = None) -> pd.D
     main = main_metric(runs)
     if metric is None:
         wanted = runs[0].summary.get("optimized_metric")
-        metric = (wanted[0] if isinstance(wanted, list) and wanted else wanted) or "val/loss"
+        metric = next(iter(metric_names(wanted)), None) or "val/loss"  # the first objective
     mode = direction(str(metric))
     if (out_dir / "compare.png").exists():
         raise ConfigError(f"--out {out_dir} already holds a compare.png; choose another folder (nothing was overwritten)")  # fmt: skip

@@ -31,9 +31,8 @@ from dlrecipe.edge import hydra_command
 from dlrecipe.errors import ConfigError
 from dlrecipe.guards import check_training_length, exit_on_divergence
 from dlrecipe.lint import run_lint
-from dlrecipe.lint.training_rules import HIGHER_IS_BETTER
-from dlrecipe.models.tasks import MAIN_METRIC
 from dlrecipe.report.data_curve import extrapolate, plot, verdict
+from dlrecipe.tasks import direction, task_named
 
 
 def check_settings(settings: DictConfig | None) -> tuple[list[float], int, bool]:
@@ -68,7 +67,7 @@ def train_subset(datamodule: DataModule, fraction: float, seed: int) -> np.ndarr
     if fraction >= 1.0:
         return train
     labels = data.targets.numpy()
-    stratify = data.task != "regression" and getattr(datamodule.split, "stratify", True) is not False  # fmt: skip
+    stratify = task_named(data.task).has_classes and getattr(datamodule.split, "stratify", True) is not False  # fmt: skip
     keep_n = len(train) - math.ceil((1.0 - fraction) * len(train))
     classes = len(np.unique(labels[train])) if stratify else 1
     if keep_n < max(classes, 1) or (stratify and len(train) - keep_n < classes):
@@ -110,14 +109,13 @@ def train_score(cfg: DictConfig, datamodule: DataModule, checkpoint: str | None,
     import torch
 
     from dlrecipe.checkpoints import load_checkpoint
-    from dlrecipe.models.tasks import build_metrics
     from dlrecipe.predict import predict_batches
 
     info = datamodule.info
     model = build_model(cfg, info)
     model.load_state_dict(load_checkpoint(checkpoint)["state_dict"])
     probs = predict_batches(model, datamodule, (x for x, _ in datamodule.batches(indices)))
-    metric = build_metrics(info)[MAIN_METRIC[info.task]]
+    metric = info.task_obj.metrics()[info.task_obj.main_metric]
     metric.update(probs, datamodule.data.targets[torch.as_tensor(indices)])
     return float(metric.compute())
 
@@ -134,7 +132,7 @@ def data_curve(cfg: DictConfig) -> dict[str, Any]:
     subsets = {(f, s): train_subset(datamodule, f, int(cfg.seed) + s) for f in fractions for s in range(seeds)}  # fmt: skip
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    main = MAIN_METRIC[info.task]
+    main = info.task_obj.main_metric
     full_steps = steps_per_epoch(datamodule, datamodule.fold.train)
     rows = []
     for (fraction, s), subset in subsets.items():
@@ -152,12 +150,12 @@ def data_curve(cfg: DictConfig) -> dict[str, Any]:
             "steps": summary.train_steps, "seconds": round(time.perf_counter() - started, 2),
             "run_dir": str(out.relative_to(run_dir)),
         })  # fmt: skip
-    return finish(rows, run_dir, main, len(datamodule.fold.val), info.task != "regression")
+    return finish(rows, run_dir, main, len(datamodule.fold.val), info.task_obj.has_classes)
 
 
 def finish(rows: list[dict[str, Any]], run_dir: Path, main: str, n_val: int, classes: bool) -> dict[str, Any]:  # fmt: skip
     """data_curve.csv / .png / .json from the runs' rows, and the verdict printed."""
-    higher = main in HIGHER_IS_BETTER
+    higher = direction(main) == "max"
     pd.DataFrame(rows).to_csv(run_dir / "data_curve.csv", index=False)
     sizes = np.array([r["train_size"] for r in rows])
     scores = np.array([r["val_score"] for r in rows], dtype=float)

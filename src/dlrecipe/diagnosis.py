@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from dlrecipe.models.tasks import loss_inputs
+from dlrecipe.tasks import Task, as_task, direction
 
-UNDERFIT_SHARE = {"regression": 0.7}  # of the prior's loss still left; classification: 0.5
-UNDERFIT_DEFAULT = 0.5
+# Share of the prior's loss still left that counts as under-fitting: classes 0.5, values 0.7.
+UNDERFIT_SHARE = {True: 0.5, False: 0.7}  # keyed by Task.has_classes
 CLOSE_SHARE = 0.2  # |val - train| loss within this share of the prior's loss: curves together
 STALL_GAIN = 0.02  # best val loss less than 2 % below the first epoch's
 STALL_EPOCHS = 4
@@ -48,30 +48,23 @@ def _get(cfg: DictConfig, key: str, default: Any = None) -> Any:
 
 
 def prior_loss(
-    loss_fn: torch.nn.Module, targets: torch.Tensor, task: str, num_classes: int = 0
+    loss_fn: torch.nn.Module, targets: torch.Tensor, task: str | Task, num_classes: int = 0
 ) -> float:
     """The loss of always predicting the training prior (class shares, or the mean target)."""
-    y = targets
-    n = len(y)
+    task = as_task(task, num_classes)
     with torch.no_grad():
-        if task == "multiclass":
-            shares = torch.bincount(y.long(), minlength=num_classes).double() / n
-            out = shares.clamp_min(1e-12).log().float().expand(n, -1)
-        elif task == "binary":
-            p = float(y.float().mean().clamp(1e-6, 1 - 1e-6))
-            out = torch.full((n, 1), float(np.log(p / (1 - p))))
-        else:
-            out = torch.full((n, 1), float(y.float().mean()))
-        return float(loss_fn(*loss_inputs(out, y, task)))
+        return float(loss_fn(*task.loss_inputs(task.prior_outputs(targets), targets)))
 
 
-def underfitting(rows: list[dict[str, float]], prior: float, task: str, main: str) -> str | None:
+def underfitting(
+    rows: list[dict[str, float]], prior: float, task: str | Task, main: str
+) -> str | None:
     """The evidence of under-fitting in the last epoch, or None (see module doc)."""
     last = rows[-1] if rows else {}
     train, val = last.get("train/loss"), last.get("val/loss")
     if train is None or val is None or not prior > 0 or not np.isfinite([train, val]).all():
         return None
-    share = UNDERFIT_SHARE.get(task, UNDERFIT_DEFAULT)
+    share = UNDERFIT_SHARE[as_task(task).has_classes]
     if train <= share * prior or abs(val - train) > CLOSE_SHARE * prior:
         return None
     scores = ", ".join(
@@ -183,10 +176,11 @@ def dead_step(cfg: DictConfig, evidence: str) -> dict[str, str]:
     return step("dead units", evidence, " and/or ".join(tries))
 
 
-def data_curve(run_dir: Path, task: str) -> str | None:
+def data_curve(run_dir: Path, task: str | Task) -> str | None:
     """Evidence that more data would help, from a data_curve.csv beside the run; None otherwise."""
     import pandas as pd
 
+    higher_is_better = direction(as_task(task).main_metric) == "max"  # val_score is that metric
     for folder in (run_dir, run_dir.parent):
         path = folder / CURVE_FILE
         if not path.is_file():
@@ -200,7 +194,7 @@ def data_curve(run_dir: Path, task: str) -> str | None:
         if len(means) < 2:
             return None
         (n0, before), (n1, after) = list(means.iterrows())[-2:]
-        gain = (after["mean"] - before["mean"]) * (-1 if task == "regression" else 1)
+        gain = (after["mean"] - before["mean"]) * (1 if higher_is_better else -1)
         noise = np.nan_to_num(np.hypot(before["std"] / np.sqrt(before["count"]),
                                        after["std"] / np.sqrt(after["count"])))  # fmt: skip
         if gain <= max(2 * noise, 1e-3):
@@ -220,7 +214,7 @@ def next_steps(
     """(next_steps, the under-fitting note or None) for a completed run (see module doc)."""
     from dlrecipe.report.curves import overfitting_epoch
 
-    task, main = model.info.task, model.main_metric
+    task, main = model.info.task_obj, model.main_metric
     targets = datamodule.data.targets[torch.as_tensor(datamodule.fold.train)]
     found: list[dict[str, str]] = []
     prior = prior_loss(model.loss_fn, targets, task, model.info.num_classes)

@@ -11,9 +11,7 @@ process group, so the next job of the sweep starts clean.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 
 DDP_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -32,11 +30,10 @@ def relaunch_this_job_only() -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict, read_write
 
-    import __main__
+    from dlrecipe.compat import relaunch_ranks_as
 
     hydra_cfg = HydraConfig.get()
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN"]
-    __main__.__spec__ = importlib.util.find_spec("dlrecipe.train")
+    relaunch_ranks_as("dlrecipe.train", [*hydra_cfg.overrides.task, "hydra.mode=RUN"])
     with read_write(hydra_cfg.run), open_dict(hydra_cfg.run):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
 

@@ -95,7 +95,7 @@ def mean_table(tables: list[pd.DataFrame], info: DataInfo) -> pd.DataFrame:
     columns = value_columns(tables[0], info)
     mean = np.stack([t[columns].to_numpy(dtype=np.float64) for t in tables]).mean(0)
     values = torch.as_tensor(mean)
-    values = values if info.task == "multiclass" else values[:, 0]
+    values = info.task_obj.from_value_columns(values)
     id_column = "id" if "id" in tables[0].columns else "index"
     frame = prediction_frame(info, values, list(tables[0][id_column]))
     if "target" in tables[0].columns:
@@ -113,7 +113,7 @@ def evaluate_ensemble(cfg, ckpts: list[str], out_dir: Path) -> dict[str, float]:
 
     restored = [restore(c, cfg.paths, cfg.get("data"))[1:] for c in ckpts]
     info = restored[0][1].info
-    what = "values" if info.task == "regression" else "probabilities"
+    what = "probabilities" if info.task_obj.has_classes else "values"
     console = Console()
     console.print(f"fold ensemble: the mean of {len(ckpts)} fold models' {what} "
                   f"({cfg.ckpt_path})", soft_wrap=True, markup=False)  # fmt: skip

@@ -50,7 +50,7 @@ def restore(
     datamodule = build_data(run_cfg)
     state = datamodule_state(checkpoint)
     if state:
-        datamodule.load_state_dict(state)
+        datamodule.load_data_state(state)
     backbone = OmegaConf.select(run_cfg, "model.net.backbone")
     if backbone is not None and backbone.get("source") != "dlrecipe":
         backbone.weights = "none"  # the checkpoint holds every weight: no hub, no weight file

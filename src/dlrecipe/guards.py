@@ -23,8 +23,8 @@ import torch
 from omegaconf import DictConfig
 
 from dlrecipe.errors import ConfigError
-from dlrecipe.models.tasks import MAIN_METRIC
 from dlrecipe.report.summary import RunSummary
+from dlrecipe.tasks import task_named, task_names
 
 T = TypeVar("T")
 DIVERGED_EXIT = 3  # non-zero for scripts and schedulers, and distinct from exit 2 (bad config)
@@ -65,7 +65,7 @@ def diagnosis(what: str, value: float, epoch: int, step: int, lr: float | None, 
     lower = (lr / 10 if lr <= 0.1 else 1e-3) if lr else None
     lower_lr = f"model.optimizer.lr={lower:g}" if lower else "model.optimizer.lr=<10x lower>"
     causes = "a learning rate too high, extreme or unscaled inputs (data/normalization=standardize)"
-    if task == "regression":
+    if task in task_names() and task_named(task).scales_targets:  # a value target, on its own scale
         causes += ", unscaled regression targets (rescale the target column to about 0..1 or use model.loss=huber)"
     return (
         f"training diverged: {what} became {value} at epoch {epoch} (step {step}). Likely causes: "
@@ -94,7 +94,7 @@ class DivergenceGuard(pl.Callback):
             return
         # LitModel sums the epoch's losses on the device: a NaN at any step since the epoch began
         # is in the sum. Other modules: the step's own loss.
-        loss = getattr(pl_module, "_loss_sum", None)
+        loss = getattr(pl_module, "epoch_loss_sum", None)
         if loss is None:
             loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor):
@@ -131,7 +131,7 @@ def write_diverged_summary(
     """summary.json of a diverged fit: the diagnosis, how far it got, and no result at all."""
     total, trainable = model.parameter_counts()
     summary = RunSummary(
-        run_dir=str(run_dir), task=model.info.task, main_metric=MAIN_METRIC[model.info.task],
+        run_dir=str(run_dir), task=model.info.task, main_metric=model.main_metric,
         status="diverged", diagnosis=message, epochs_run=trainer.current_epoch, fold=fold,
         params_total=total, params_trainable=trainable, fit_seconds=fit_seconds,
         train_steps=trainer.global_step, info=model.info.to_dict(),

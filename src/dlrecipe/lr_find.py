@@ -35,6 +35,7 @@ from dlrecipe.builders import (
 from dlrecipe.edge import hydra_command
 from dlrecipe.errors import ConfigError
 from dlrecipe.lint import run_lint
+from dlrecipe.models.module import attached_trainer
 
 MODES = ("exponential", "linear")
 
@@ -85,7 +86,8 @@ def _recorder(model: Any, seen: list[tuple[float, float]], facts: dict[str, int]
     """A model hook (the range test swaps the trainer's callbacks out) keeping each optimizer
     step's learning rate and raw loss: Lightning keeps only a running average whose start-up
     correction is one step off, so its first tens of points climb from half the loss."""
-    last_step = [model.trainer.global_step if model._trainer is not None else 0]
+    trainer = attached_trainer(model)
+    last_step = [trainer.global_step if trainer is not None else 0]
 
     def on_train_batch_end(outputs: Any, batch: Any, batch_idx: int) -> None:
         trainer = model.trainer

@@ -21,7 +21,6 @@ from dlrecipe.data.sources.csv_table import feature_matrix, unusable_rows
 from dlrecipe.data.sources.image_folder import IMAGE_SUFFIXES, read_image
 from dlrecipe.errors import ConfigError
 from dlrecipe.models.module import LitModel
-from dlrecipe.models.tasks import predict_proba
 
 
 def read_inputs(
@@ -98,8 +97,7 @@ def predict_batches(model: LitModel, datamodule: DataModule, batches) -> torch.T
     model.eval()
     device = next(model.parameters()).device
     outputs = [
-        predict_proba(model(datamodule.prepare_inputs(x.to(device))), model.info.task).cpu()
-        for x in batches
+        model.task.predict(model(datamodule.prepare_inputs(x.to(device)))).cpu() for x in batches
     ]
     return torch.cat(outputs)
 
@@ -107,17 +105,8 @@ def predict_batches(model: LitModel, datamodule: DataModule, batches) -> torch.T
 def prediction_frame(info: DataInfo, probs: torch.Tensor, ids: list) -> pd.DataFrame:
     """One row per sample: id, prediction (class name or value), one probability per class."""
     table = pd.DataFrame({"id": ids})
-    if info.task == "regression":
-        table["prediction"] = probs.numpy()
-    elif info.task == "binary":
-        table["prediction"] = [info.class_names[int(p >= 0.5)] for p in probs]
-        # one column per class, as for multiclass: users look up the class they care about
-        table[f"prob_{info.class_names[0]}"] = 1.0 - probs.numpy()
-        table[f"prob_{info.class_names[1]}"] = probs.numpy()
-    else:
-        table["prediction"] = [info.class_names[i] for i in probs.argmax(-1)]
-        for c, name in enumerate(info.class_names):
-            table[f"prob_{name}"] = probs[:, c].numpy()
+    for column, values in info.task_obj.prediction_columns(probs, info.class_names).items():
+        table[column] = values
     return table
 
 
@@ -137,6 +126,5 @@ def split_predictions(model: LitModel, datamodule: DataModule, indices: np.ndarr
     targets = datamodule.data.targets[torch.as_tensor(indices)]
     batches = (x for x, _ in datamodule.batches(indices))
     table = prediction_frame(model.info, predict_batches(model, datamodule, batches), list(indices))
-    names = model.info.class_names
-    table.insert(1, "target", targets.numpy() if not names else [names[int(t)] for t in targets])
+    table.insert(1, "target", model.task.target_column(targets, model.info.class_names))
     return table.rename(columns={"id": "index"})

@@ -64,11 +64,7 @@ def merged_datamodule(datamodule: DataModule) -> DataModule:
     fold = datamodule.fold
     merged = Fold(np.sort(np.concatenate([fold.train, fold.val])), fold.val[:0], fold.test,
                   name=f"{fold.name}_refit")  # fmt: skip
-    twin = datamodule.for_fold(datamodule.fold_index)  # fresh, unfitted normalization
-    folds = list(datamodule.folds)
-    folds[datamodule.fold_index] = merged
-    twin._folds = folds  # the twin's own list: the hold-out datamodule keeps its folds
-    return twin
+    return datamodule.with_fold(merged)  # unfitted normalization; the hold-out keeps its folds
 
 
 def refit(cfg: DictConfig, datamodule: DataModule, summary: RunSummary) -> dict[str, Any] | None:

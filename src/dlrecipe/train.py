@@ -47,7 +47,6 @@ from dlrecipe.guards import (
 )
 from dlrecipe.habits import print_config, run_tags
 from dlrecipe.lint import run_lint
-from dlrecipe.models.tasks import MAIN_METRIC, build_metrics
 from dlrecipe.predict import split_predictions
 from dlrecipe.quiet import install as quiet_known_noise
 from dlrecipe.quiet import log_every_n_steps
@@ -59,6 +58,7 @@ from dlrecipe.report.summary import RunSummary
 from dlrecipe.resume import plan_resume
 from dlrecipe.sanity import run_suite as run_sanity_suite
 from dlrecipe.sweep.pruning import OptunaPruning, name_trial_runs, raise_pruned, trial_for
+from dlrecipe.tasks import metric_names
 from dlrecipe.trust import use_trusted_targets
 from dlrecipe.versions import versions
 
@@ -143,7 +143,7 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule) -> RunSummary:
             raise KeyboardInterrupt
         if pruning and pruning[0].pruned_at is not None:
             if is_child_rank():  # rank 0 reports the pruning; other ranks just end
-                return RunSummary(str(run_dir), model.info.task, MAIN_METRIC[model.info.task])
+                return RunSummary(str(run_dir), model.info.task, model.main_metric)
             raise_pruned(pruning[0])
         # Now, before validate / test replace them: train/ metrics (debug=overfit optimizes
         # train/loss) exist only in the fit's logged metrics.
@@ -230,19 +230,15 @@ def close_wandb(trainer: pl.Trainer) -> None:
 
 def check_metric_names(cfg: DictConfig, info) -> None:
     """A mistyped monitor or optimized_metric fails now, not after a whole fit (or sweep)."""
-    names = {"loss", *build_metrics(info).keys()}
+    names = {"loss", *info.task_obj.metrics()}
     logged = {f"{stage}/{n}" for stage in ("val", "test") for n in names} | {
         "train/loss",
-        f"train/{MAIN_METRIC[info.task]}",
+        f"train/{info.task_obj.main_metric}",
     }
     wanted = cfg.get("optimized_metric")
     for key, value in (
         ("monitor.metric", cfg.monitor.metric),
-        *(
-            ("optimized_metric", m)
-            for m in (wanted if OmegaConf.is_list(wanted) else [wanted])
-            if m
-        ),
+        *(("optimized_metric", m) for m in metric_names(wanted)),
     ):
         if value not in logged:
             raise ConfigError(
@@ -276,7 +272,7 @@ def _summarize(
 ) -> RunSummary:
     history = next((c for c in trainer.callbacks if isinstance(c, History)), None)
     rows = history.rows if history else []
-    main = MAIN_METRIC[model.info.task]
+    main = model.main_metric
     total, trainable = model.parameter_counts()
     summary = RunSummary(
         run_dir=str(run_dir), task=model.info.task, main_metric=main,
@@ -333,7 +329,7 @@ def _optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | list
     wanted = cfg.get("optimized_metric")
     if not wanted:
         return None
-    names = list(wanted) if OmegaConf.is_list(wanted) else [wanted]
+    names = metric_names(wanted)
     missing = [n for n in names if n not in metrics]
     if missing:
         raise ConfigError(

@@ -23,6 +23,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging, WeightAveraging
 
+from dlrecipe.compat import end_weight_average, update_weight_average_at_epoch_end, weight_average
 from dlrecipe.errors import ConfigError
 
 
@@ -30,7 +31,8 @@ class _EvaluateTheAverage(WeightAveraging):
     # Until the first update the average is the untrained weights: validating, checkpointing
     # or keeping those would let early stopping pick epoch 0 and test an untrained model.
     def _has_average(self) -> bool:
-        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+        average = weight_average(self)
+        return average is not None and int(average.n_averaged) > 0
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._update_for_finished_epoch(trainer, pl_module)
@@ -50,15 +52,14 @@ class _EvaluateTheAverage(WeightAveraging):
         # epoch-based update (SWA, EMA's update_starting_at_epoch) happens: validation would
         # score the average without this epoch's weights, and a checkpoint written at the
         # epoch's end would hold another average than the one validated. Do the update first;
-        # the parent's on_train_epoch_end then skips it (_latest_update_epoch).
-        epoch, loop = trainer.current_epoch, trainer.fit_loop.epoch_loop
+        # the parent's on_train_epoch_end then skips it (dlrecipe.compat marks it done).
+        loop = trainer.fit_loop.epoch_loop
         if (
-            trainer.state.fn == "fit" and not trainer.sanity_checking
-            and self._average_model is not None and loop.batch_progress.is_last_batch
-            and epoch > self._latest_update_epoch and self.should_update(epoch_idx=epoch)
-        ):  # fmt: skip
-            self._average_model.update_parameters(pl_module)
-            self._latest_update_epoch = epoch
+            trainer.state.fn == "fit"
+            and not trainer.sanity_checking
+            and loop.batch_progress.is_last_batch
+        ):
+            update_weight_average_at_epoch_end(self, pl_module, trainer.current_epoch)
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:  # fmt: skip
         if self._has_average():
@@ -70,7 +71,7 @@ class _EvaluateTheAverage(WeightAveraging):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":  # fit ended with the average copied into the model; nothing to swap now
-            self._average_model = None
+            end_weight_average(self)
 
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]

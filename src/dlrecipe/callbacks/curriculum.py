@@ -32,7 +32,6 @@ import torch
 from dlrecipe.callbacks.data_schedule import DataSchedule
 from dlrecipe.errors import ConfigError
 from dlrecipe.models.optim import build_optimizer
-from dlrecipe.models.tasks import loss_inputs
 
 PACINGS = ("linear", "step")
 ORDERS = ("easiest_first", "stochastic")
@@ -164,7 +163,7 @@ def loss_prepass(pl_module: pl.LightningModule, datamodule, epochs: int) -> np.n
     pl_module.use_target_scaling(datamodule)  # callbacks set up before the model: take it now
     net = copy.deepcopy(pl_module.net).to(pl_module.device)  # the run's own model stays untouched
     optimizer = build_optimizer(pl_module.optimizer_factory, net)
-    loss_fn, task = copy.deepcopy(pl_module.loss_fn), pl_module.info.task
+    loss_fn, task = copy.deepcopy(pl_module.loss_fn), pl_module.info.task_obj
     train = datamodule.fold.train
     device = pl_module.device
     scores = np.full(len(datamodule.data.targets), np.nan)
@@ -178,7 +177,7 @@ def loss_prepass(pl_module: pl.LightningModule, datamodule, epochs: int) -> np.n
                 for x, y in datamodule.batches(order[start : start + datamodule.batch_size]):
                     x = datamodule.prepare_inputs(x.to(device))
                     y = pl_module.scale_target(y.to(device))  # regression: as the net learns it
-                    loss = loss_fn(*loss_inputs(net(x), y, task))
+                    loss = loss_fn(*task.loss_inputs(net(x), y))
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
@@ -188,7 +187,7 @@ def loss_prepass(pl_module: pl.LightningModule, datamodule, epochs: int) -> np.n
         with torch.no_grad():
             for x, y in datamodule.batches(train):
                 x = datamodule.prepare_inputs(x.to(device))
-                loss = loss_fn(*loss_inputs(net(x), pl_module.scale_target(y.to(device)), task))
+                loss = loss_fn(*task.loss_inputs(net(x), pl_module.scale_target(y.to(device))))
                 per_sample.append(loss.reshape(len(y), -1).mean(1).cpu())
     scores[train] = torch.cat(per_sample).double().numpy()
     return scores

@@ -17,6 +17,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import numpy as np
 
+from dlrecipe.compat import reload_train_loader_every
 from dlrecipe.errors import ConfigError
 
 
@@ -50,12 +51,10 @@ class DataSchedule(pl.Callback):
         self.reload_next_epoch(trainer)
 
     def reload_next_epoch(self, trainer: pl.Trainer) -> None:
-        trainer.reload_dataloaders_every_n_epochs = 1
+        reload_train_loader_every(trainer, 1)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        trainer.reload_dataloaders_every_n_epochs = (
-            self._user_reload
-        )  # this epoch's loader is built
+        reload_train_loader_every(trainer, self._user_reload)  # this epoch's loader is built
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.changes_after(trainer.current_epoch):
@@ -65,12 +64,10 @@ class DataSchedule(pl.Callback):
 def planned_train_batches(datamodule, epochs: int) -> int:
     """Training batches over the whole fit under the datamodule's epoch schedules. Lightning's
     estimate is the first epoch's loader times the epochs: short when a curriculum starts small."""
-    saved, total, world = datamodule.batch_size, 0, datamodule._rank_world()[1]
+    saved, total, world = datamodule.batch_size, 0, datamodule.rank_and_world()[1]
     try:
         for epoch in range(epochs):
-            train = datamodule.fold.train
-            for schedule in datamodule.epoch_schedules:
-                train = schedule.for_epoch(datamodule, train, epoch)
+            train = datamodule.epoch_train_indices(epoch)
             batch, drop_last = datamodule.train_batching(train)
             local = len(train) // world
             total += local // batch if drop_last else -(-local // batch)

@@ -23,6 +23,7 @@ from dlrecipe.data.datamodule import DataModule
 from dlrecipe.distributed import is_child_rank
 from dlrecipe.errors import ConfigError
 from dlrecipe.report.summary import RunSummary
+from dlrecipe.tasks import metric_names
 
 
 def fold_seed(seed: int, index: int) -> int:
@@ -104,7 +105,7 @@ def cross_validate(
     if is_child_rank():  # under DDP, rank 0 writes the aggregate
         return None
     wanted = cfg.get("optimized_metric")
-    wanted = list(wanted) if OmegaConf.is_list(wanted) else wanted
+    wanted = metric_names(wanted) if OmegaConf.is_list(wanted) else wanted  # plain list or str
     result = aggregate(fold_dirs, run_dir, wanted)
     result.print()
     return result.optimized_value

@@ -26,7 +26,7 @@ from rich.table import Table
 from dlrecipe.console import say, show
 from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import ConfigError, read_json
-from dlrecipe.models.tasks import build_metrics
+from dlrecipe.tasks import metric_names
 
 
 @dataclass
@@ -45,9 +45,8 @@ class CVSummary:
         """The fold mean of the optimized metric(s): what a sweep over K-fold optimizes."""
         if not self.optimized_metric:
             return None
-        if isinstance(self.optimized_metric, list | tuple):
-            return [self.mean.get(m) for m in self.optimized_metric]
-        return self.mean.get(self.optimized_metric)
+        values = [self.mean.get(m) for m in metric_names(self.optimized_metric)]
+        return values if isinstance(self.optimized_metric, list | tuple) else values[0]
 
     def write(self, out_dir: Path) -> None:
         data = {
@@ -158,23 +157,21 @@ def score_table(table: pd.DataFrame, info: DataInfo) -> dict[str, float]:
     values = torch.tensor(
         table[value_columns(table, info)].to_numpy(dtype=np.float64), dtype=torch.float32
     )
-    if info.task == "regression":
-        preds = values.squeeze(-1)
+    task = info.task_obj
+    preds = task.from_value_columns(values)
+    if not task.has_classes:
         target = torch.as_tensor(table["target"].to_numpy(), dtype=torch.float32)
     else:
         lookup = {name: i for i, name in enumerate(info.class_names)}
         target = torch.as_tensor([lookup[str(t)] for t in table["target"]], dtype=torch.long)
-        preds = values.squeeze(-1) if info.task == "binary" else values
-    metrics = build_metrics(info)
+    metrics = task.metric_collection()
     metrics.update(preds, target)
     return {f"test/{k}": float(v) for k, v in metrics.compute().items()}
 
 
 def value_columns(table: pd.DataFrame, info: DataInfo) -> list[str]:
     """The columns a model's output is read back from: probabilities, or regression values."""
-    if info.task == "binary":  # the positive class's column (one per class is written)
-        return [f"prob_{info.class_names[1]}"]
-    return [c for c in table.columns if c.startswith("prob_")] or ["prediction"]
+    return info.task_obj.value_columns(list(table.columns), info.class_names)
 
 
 def _write_oof(fold_dirs: list[Path], summaries: list[dict], out_dir: Path) -> None:

@@ -26,10 +26,10 @@ from torch.utils.data import DataLoader, Subset
 from dlrecipe.data.augmentation import Augmentation
 from dlrecipe.data.info import DataInfo
 from dlrecipe.data.loaders import (
-    AugmentedSamples,
-    EpochPermutation,
-    IndexedSamples,
     TensorBatches,
+    augmenting_loader,
+    subset_loader,
+    tensor_dataloader,
     to_float,
 )
 from dlrecipe.data.normalization import Standardize, TargetScaling
@@ -138,9 +138,21 @@ class DataModule(pl.LightningDataModule):
         train = np.sort(np.asarray(train, dtype=np.int64))
         if not np.isin(train, fold.train).all():
             raise ValueError("with_train takes a subset of the fold's own training indices")
+        return self.with_fold(dataclasses.replace(fold, train=train), seed)
+
+    def with_fold(self, fold: Fold, seed: int | None = None) -> DataModule:
+        """The same data with `fold` in place of the current fold, normalization to be refitted
+        on its training part (the other folds and this DataModule stay as they are)."""
         twin = self.for_fold(self.fold_index, seed)
         twin._folds = list(self.folds)
-        twin._folds[self.fold_index] = dataclasses.replace(fold, train=train)
+        twin._folds[self.fold_index] = fold
+        return twin
+
+    def with_targets(self, targets: torch.Tensor) -> DataModule:
+        """The same inputs, split and normalization with other targets (sanity's shuffled labels)."""
+        twin = copy.copy(self)
+        twin._data = dataclasses.replace(self.data, targets=targets)
+        twin._folds = self.folds  # the split stays the one of the true targets
         return twin
 
     @property
@@ -158,16 +170,16 @@ class DataModule(pl.LightningDataModule):
             )
         if not self.normalization.fitted:
             self.normalization.fit(self._float_batches(fold.train))
-        if not self.target_scaling.fitted and self.info.task == "regression":
+        if not self.target_scaling.fitted and self.info.task_obj.scales_targets:
             self.target_scaling.fit(self.data.targets[torch.as_tensor(fold.train)])
         self.prepare_augmentation()
 
     def prepare_augmentation(self) -> None:
         """Size the augmentation to this data; a transform that cannot apply fails here."""
         info = self.info
-        if self.augmentation.mixes and info.task == "regression":
+        if self.augmentation.mixes and not info.task_obj.has_classes:
             raise ConfigError(
-                "MixUp / CutMix mix class labels; set their alphas to 0 for regression"
+                f"MixUp / CutMix mix class labels; set their alphas to 0 for {info.task}"
             )
         self.augmentation.build(info.input_shape)
 
@@ -177,7 +189,10 @@ class DataModule(pl.LightningDataModule):
         # Overfitting one batch (debug=overfit) needs the same batch every epoch.
         shuffle = not (self.trainer is not None and self.trainer.overfit_batches)
         if self.augments_in_workers:
-            return self._augmenting_loader(train, batch_size, shuffle, drop_last)
+            data = self.data
+            return augmenting_loader(data.inputs, data.targets, train, self.augmentation.transform,
+                                     batch_size, shuffle, drop_last, self.seed, *self.rank_and_world(),
+                                     self._epoch(), self.num_workers)  # fmt: skip
         loader = self._loader(train, batch_size, shuffle, drop_last)
         if isinstance(loader, TensorBatches) and self.trainer is not None:
             # Read at each pass: a resumed fit builds its loader before Lightning restores the
@@ -186,9 +201,10 @@ class DataModule(pl.LightningDataModule):
             loader.epoch_of = lambda: trainer.current_epoch
         return loader
 
-    def epoch_train_indices(self) -> np.ndarray:
-        """This epoch's training samples (all, unless a curriculum narrows them) and batch size."""
-        train, epoch = self.fold.train, self.trainer.current_epoch if self.trainer else 0
+    def epoch_train_indices(self, epoch: int | None = None) -> np.ndarray:
+        """An epoch's training samples (all, unless a curriculum narrows them) and batch size;
+        the trainer's current epoch by default."""
+        train, epoch = self.fold.train, self._epoch() if epoch is None else epoch
         for schedule in self.epoch_schedules:
             train = schedule.for_epoch(self, train, epoch)
         return train
@@ -200,7 +216,7 @@ class DataModule(pl.LightningDataModule):
 
     def per_device_batch_size(self) -> int:
         """data.batch_size is the global batch: each of the world_size processes takes a share."""
-        _, world = self._rank_world()
+        _, world = self.rank_and_world()
         if self.batch_size % world:
             raise ConfigError(
                 f"data.batch_size={self.batch_size} is the global batch and must divide evenly over "
@@ -215,28 +231,6 @@ class DataModule(pl.LightningDataModule):
             self.num_workers > 0 and self.info.is_image and self.augmentation.transform is not None
         )
 
-    def _augmenting_loader(
-        self, indices: np.ndarray, batch_size: int, shuffle: bool, drop_last: bool
-    ) -> DataLoader:
-        data = self.data
-        if isinstance(data.inputs, torch.Tensor):
-            base = IndexedSamples(data.inputs, data.targets, torch.as_tensor(indices))
-        else:
-            base = Subset(data.inputs, indices.tolist())
-        # The order is a function of (seed, epoch), as on the other paths: Lightning sets the
-        # sampler's epoch before each pass, also after a resume (a generator seeded when the
-        # loader is built would restart at the resumed run's first epoch).
-        rank, world = self._rank_world()
-        sampler = EpochPermutation(len(indices), self.seed, rank, world) if shuffle else None
-        generator = torch.Generator().manual_seed(
-            self.seed + (self.trainer.current_epoch if self.trainer else 0)
-        )
-        return DataLoader(
-            AugmentedSamples(base, self.augmentation.transform), batch_size=batch_size,
-            sampler=sampler, drop_last=drop_last, num_workers=self.num_workers,
-            persistent_workers=True, generator=generator, pin_memory=torch.cuda.is_available(),
-        )  # fmt: skip
-
     def val_dataloader(self) -> Iterable:
         return self._loader(self.fold.val, self.eval_batch_size, False, False)
 
@@ -249,8 +243,7 @@ class DataModule(pl.LightningDataModule):
         x = self.prepare_inputs(x, augment=training)
         if training and self.augmentation.mixes:
             x, y = self.augmentation.mix(x, y, max(2, self.info.num_classes))
-            if self.info.task == "binary":
-                y = y[:, 1]  # BCE takes the soft probability of the positive class
+            y = self.info.task_obj.mixed_targets(y)  # binary: the positive class's share
         return x, y
 
     def prepare_inputs(self, x: torch.Tensor, augment: bool = False) -> torch.Tensor:
@@ -269,7 +262,11 @@ class DataModule(pl.LightningDataModule):
             x = self.augmentation(x)
         return x
 
-    def state_dict(self) -> dict[str, Any]:
+    def data_state(self) -> dict[str, Any]:
+        """What eval and resume need to reproduce this data: normalization, target scaling, split.
+
+        LitModel saves it under a key of dlrecipe's own (Lightning files a DataModule's
+        state_dict under its class name, so a subclass would lose it on eval)."""
         return {
             "normalization": self.normalization.state_dict(),
             "target_scaling": self.target_scaling.state_dict(),
@@ -278,7 +275,7 @@ class DataModule(pl.LightningDataModule):
             "info": self.info.to_dict(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_data_state(self, state: dict[str, Any]) -> None:
         self.normalization.load_state_dict(state["normalization"])
         # Checkpoints from before target scaling trained on the raw target: mean 0, std 1.
         self.target_scaling.load_state_dict(
@@ -291,44 +288,13 @@ class DataModule(pl.LightningDataModule):
     def _loader(
         self, indices: np.ndarray, batch_size: int, shuffle: bool, drop_last: bool
     ) -> Iterable:
-        data = self.data
-        rank, world = self._rank_world()
-        if isinstance(data.inputs, torch.Tensor) and not self.fast_path:
-            return self._tensor_dataloader(indices, batch_size, shuffle, drop_last, rank, world)
-        if isinstance(data.inputs, torch.Tensor):
-            return TensorBatches(data.inputs, data.targets, torch.as_tensor(indices), batch_size,
-                                 shuffle, drop_last, self.seed, rank, world)  # fmt: skip
-        subset = Subset(data.inputs, indices.tolist())
-        sampler = _evaluation_sampler(subset, rank, world) if not shuffle else None
-        return DataLoader(
-            subset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-            drop_last=drop_last, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
-        )  # fmt: skip
-
-    def _tensor_dataloader(
-        self, indices: np.ndarray, batch_size: int, shuffle: bool, drop_last: bool, rank: int,
-        world: int,
-    ) -> DataLoader:  # fmt: skip
-        """In-memory tensors through a plain DataLoader: per-sample indexing and collation.
-
-        The order is TensorBatches': a permutation drawn from seed + epoch (Lightning calls the
-        sampler's set_epoch). The loader's own generator keeps it from drawing its base seed
-        from the global RNG, which would shift dropout's draws away from the fast path's.
-        """
-        samples = IndexedSamples(self.data.inputs, self.data.targets, torch.as_tensor(indices))
-        if shuffle:
-            sampler = EpochPermutation(len(samples), self.seed, rank, world)
-        else:
-            sampler = _evaluation_sampler(samples, rank, world)
-        if sampler is not None and self.trainer is not None:
-            sampler.set_epoch(self.trainer.current_epoch)  # a resumed run continues the order
-        return DataLoader(
-            samples, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed),
-            pin_memory=torch.cuda.is_available(),
-        )  # fmt: skip
+        data, (rank, world) = self.data, self.rank_and_world()
+        if not isinstance(data.inputs, torch.Tensor):
+            return subset_loader(data.inputs, indices, batch_size, shuffle, drop_last, rank, world, self.num_workers)  # fmt: skip
+        args = (data.inputs, data.targets, indices, batch_size, shuffle, drop_last, self.seed, rank, world)  # fmt: skip
+        if self.fast_path:
+            return TensorBatches(*args)
+        return tensor_dataloader(*args, self._epoch(), self.num_workers)
 
     def serve_features(self, features: torch.Tensor | None) -> None:
         """Batches of `features` (one row per sample, same indices) instead of the images; None ends it.
@@ -357,19 +323,17 @@ class DataModule(pl.LightningDataModule):
         """Every sample of `indices` in order, unsharded (predictions written by rank 0)."""
         data = self.data
         if isinstance(data.inputs, torch.Tensor):
-            yield from TensorBatches(
-                data.inputs, data.targets, torch.as_tensor(indices), self.eval_batch_size
-            )
+            yield from TensorBatches(data.inputs, data.targets, indices, self.eval_batch_size)
         else:
-            loader = DataLoader(Subset(data.inputs, indices.tolist()), batch_size=self.eval_batch_size,
-                                num_workers=self.num_workers)  # fmt: skip
-            yield from loader
+            yield from subset_loader(data.inputs, indices, self.eval_batch_size, False, False, 0, 1, self.num_workers)  # fmt: skip
 
-    def _rank_world(self) -> tuple[int, int]:
+    def rank_and_world(self) -> tuple[int, int]:
+        """(this process's rank, the number of processes): (0, 1) outside a distributed fit."""
         trainer = self.trainer
-        if trainer is None:
-            return 0, 1
-        return trainer.global_rank, trainer.world_size
+        return (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer else 0
 
     def _float_batches(self, indices: np.ndarray) -> Iterable[torch.Tensor]:
         inputs = self.data.inputs
@@ -388,13 +352,3 @@ class DataModule(pl.LightningDataModule):
 
 
 CHUNK_VALUES = 2**20  # values per chunk when normalization statistics are fitted
-
-
-def _evaluation_sampler(dataset: Any, rank: int, world: int) -> Any:
-    """Evaluation under DDP: Lightning's DistributedSampler pads the last batch with repeated
-    samples; this one gives every sample to exactly one rank. None in a single process."""
-    if world == 1:
-        return None
-    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-
-    return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)

@@ -8,12 +8,13 @@ The model is built from a `DataInfo`, so no config repeats what the data already
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 
 import numpy as np
 
-Task = Literal["regression", "binary", "multiclass"]
-TASKS: tuple[str, ...] = ("regression", "binary", "multiclass")
+from dlrecipe.tasks import Binary, Multiclass, Regression, task_named
+from dlrecipe.tasks import Task as TaskObject
+
+Task = str  # a task's registered name (dlrecipe.tasks); the name is what files store
 
 # More distinct integer labels than this and an integer target is more likely a count to regress.
 MAX_INFERRED_CLASSES = 50
@@ -30,9 +31,15 @@ class DataInfo:
         return len(self.class_names)
 
     @property
+    def task_obj(self) -> TaskObject:
+        """The task as an object (loss, metrics, predictions); `task` stays its plain name so
+        summary.json and checkpoints (weights_only=True) hold only a string."""
+        return task_named(self.task, self.num_classes)
+
+    @property
     def num_outputs(self) -> int:
         """Width of the net's last layer: one unit for regression and binary, C logits otherwise."""
-        return self.num_classes if self.task == "multiclass" else 1
+        return self.task_obj.num_outputs
 
     @property
     def is_image(self) -> bool:
@@ -54,12 +61,17 @@ def infer_task(targets: np.ndarray) -> Task:
         np.unique(targets[~_isnan(targets)]) if targets.dtype.kind == "f" else np.unique(targets)
     )
     if targets.dtype.kind in "OUSb":
-        return "binary" if len(values) == 2 else "multiclass"
+        return classification_task(len(values))
     if targets.dtype.kind == "f" and not np.all(np.equal(np.mod(values, 1), 0)):
-        return "regression"
+        return Regression.name
     if len(values) == 2:
-        return "binary"
-    return "multiclass" if len(values) <= MAX_INFERRED_CLASSES else "regression"
+        return Binary.name
+    return Multiclass.name if len(values) <= MAX_INFERRED_CLASSES else Regression.name
+
+
+def classification_task(num_classes: int) -> Task:
+    """The task of class labels: binary for two classes (one logit), multiclass otherwise."""
+    return Binary.name if num_classes == 2 else Multiclass.name
 
 
 def _isnan(a: np.ndarray) -> np.ndarray:

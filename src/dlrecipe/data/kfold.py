@@ -25,6 +25,7 @@ import numpy as np
 from dlrecipe.data.sources.base import SourceData
 from dlrecipe.data.splits import Fold, hold_out
 from dlrecipe.errors import ConfigError
+from dlrecipe.tasks import task_named
 
 
 class KFoldSplit:
@@ -77,9 +78,10 @@ class KFoldSplit:
         return "Stratified" in getattr(target, "__name__", "")
 
     def folds(self, data: SourceData) -> list[Fold]:
-        if self.stratified and data.task == "regression":
+        has_classes = task_named(data.task).has_classes
+        if self.stratified and not has_classes:
             raise ConfigError(
-                "stratified K-fold needs class labels; use data/split=kfold for regression"
+                f"stratified K-fold needs class labels; use data/split=kfold for {data.task}"
             )
         if data.groups is not None and not self.uses_groups:
             raise ConfigError(
@@ -90,7 +92,7 @@ class KFoldSplit:
             raise ConfigError("K-fold makes its own validation folds; drop data.val_root")
         labels = data.targets.numpy()
         groups = self._groups(data)
-        stratify = self.stratified and data.task != "regression"
+        stratify = self.stratified and has_classes
         everything = np.arange(len(data))
         if self.test == "folds":
             if data.test_indices is not None:

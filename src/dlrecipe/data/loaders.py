@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 
 class TensorBatches:
@@ -120,3 +121,93 @@ class AugmentedSamples(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.base[i]
         return self.transform(to_float(x)), y
+
+
+class UnrepeatedSampler(DistributedSampler):
+    """Evaluation under DDP: rank r takes samples r, r + world, r + 2 world, ... in order.
+
+    torch's DistributedSampler pads the last round with repeated samples so that every rank
+    gets as many; counted twice, they would shift the metrics. Here ranks may differ by one
+    sample, which evaluation allows (no gradient sync). A DistributedSampler, so that Lightning
+    keeps it under DDP instead of wrapping it in its own.
+    """
+
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1):
+        super().__init__(range(n), num_replicas=world_size, rank=rank, shuffle=False)
+        self.n = n
+        self.num_samples = len(range(rank, n, world_size))
+        self.total_size = n
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.n, self.num_replicas))
+
+
+def evaluation_sampler(n: int, rank: int, world: int) -> UnrepeatedSampler | None:
+    """Every one of `n` samples on exactly one rank; None in a single process (plain order)."""
+    return None if world == 1 else UnrepeatedSampler(n, rank, world)
+
+
+def tensor_dataloader(
+    inputs: torch.Tensor, targets: torch.Tensor, indices: np.ndarray, batch_size: int,
+    shuffle: bool, drop_last: bool, seed: int, rank: int, world: int, epoch: int,
+    num_workers: int = 0,
+) -> DataLoader:  # fmt: skip
+    """In-memory tensors through a plain DataLoader: per-sample indexing and collation.
+
+    The order is TensorBatches': a permutation drawn from seed + epoch (Lightning calls the
+    sampler's set_epoch). The loader's own generator keeps it from drawing its base seed
+    from the global RNG, which would shift dropout's draws away from the fast path's.
+    """
+    samples = IndexedSamples(inputs, targets, torch.as_tensor(indices))
+    if shuffle:
+        sampler = EpochPermutation(len(samples), seed, rank, world)
+    else:
+        sampler = evaluation_sampler(len(samples), rank, world)
+    if sampler is not None:
+        sampler.set_epoch(epoch)  # a resumed run continues the order
+    return DataLoader(
+        samples, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+        num_workers=num_workers, persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(seed), pin_memory=torch.cuda.is_available(),
+    )  # fmt: skip
+
+
+def augmenting_loader(
+    inputs: torch.Tensor | Dataset, targets: torch.Tensor, indices: np.ndarray,
+    transform: Callable[[torch.Tensor], torch.Tensor], batch_size: int, shuffle: bool,
+    drop_last: bool, seed: int, rank: int, world: int, epoch: int, num_workers: int,
+) -> DataLoader:  # fmt: skip
+    """Per-sample augmentation in `num_workers` DataLoader workers over the samples `indices`.
+
+    The order is a function of (seed, epoch), as on the other paths: Lightning sets the
+    sampler's epoch before each pass, also after a resume (a generator seeded when the
+    loader is built would restart at the resumed run's first epoch).
+    """
+    if isinstance(inputs, torch.Tensor):
+        base: Dataset = IndexedSamples(inputs, targets, torch.as_tensor(indices))
+    else:
+        base = Subset(inputs, indices.tolist())
+    sampler = EpochPermutation(len(base), seed, rank, world) if shuffle else None
+    return DataLoader(
+        AugmentedSamples(base, transform), batch_size=batch_size, sampler=sampler,
+        drop_last=drop_last, num_workers=num_workers, persistent_workers=True,
+        generator=torch.Generator().manual_seed(seed + epoch),
+        pin_memory=torch.cuda.is_available(),
+    )  # fmt: skip
+
+
+def subset_loader(
+    dataset: Dataset, indices: np.ndarray, batch_size: int, shuffle: bool, drop_last: bool,
+    rank: int, world: int, num_workers: int,
+) -> DataLoader:  # fmt: skip
+    """Samples `indices` of a dataset read lazily (e.g. image files), decoded in workers."""
+    subset = Subset(dataset, indices.tolist())
+    sampler = evaluation_sampler(len(subset), rank, world) if not shuffle else None
+    return DataLoader(
+        subset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+        drop_last=drop_last, num_workers=num_workers, persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )  # fmt: skip

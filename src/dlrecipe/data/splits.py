@@ -16,6 +16,7 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from dlrecipe.data.sources.base import SourceData
 from dlrecipe.errors import ConfigError
+from dlrecipe.tasks import task_named
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class HoldoutSplit:
         return [Fold(np.sort(train), np.sort(val), np.sort(test))]
 
     def _cut(self, idx: np.ndarray, labels: np.ndarray, frac: float, task: str, groups: np.ndarray | None = None):  # fmt: skip
-        stratify = self.stratify and task != "regression"
+        stratify = self.stratify and task_named(task).has_classes
         return hold_out(idx, labels, frac, self.seed, stratify, groups)
 
 
@@ -138,8 +139,8 @@ def per_class_sample(
     idx: np.ndarray, labels: np.ndarray, n: int, seed: int, task: str
 ) -> np.ndarray:
     """At most `n` random samples of each class: a small labelled set, the rest left unused."""
-    if task == "regression":
-        raise ConfigError("data.split.train_per_class needs classes; this data is regression")
+    if not task_named(task).has_classes:
+        raise ConfigError(f"data.split.train_per_class needs classes; this data is {task}")
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(idx)
     return np.concatenate([shuffled[labels[shuffled] == c][:n] for c in np.unique(labels[idx])])

@@ -6,9 +6,10 @@ early stopping, DDP.
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from dlrecipe.lint.core import Finding, error, get, rule, target, warning
+from dlrecipe.tasks import direction, metric_names
 
 # Learning rates outside these ranges (by optimizer class) almost never train well.
 LR_RANGES: dict[str, tuple[float, float]] = {
@@ -16,8 +17,6 @@ LR_RANGES: dict[str, tuple[float, float]] = {
     "RAdam": (1e-6, 0.1), "RMSprop": (1e-6, 0.1), "Adagrad": (1e-4, 1.0), "SGD": (1e-5, 2.0),
     "Adadelta": (1e-2, 10.0),
 }  # fmt: skip
-HIGHER_IS_BETTER = ("acc", "f1", "auroc", "precision", "recall", "r2")
-LOWER_IS_BETTER = ("loss", "mae", "rmse", "mse")
 
 
 def lr_range(optimizer_target: str) -> tuple[str, tuple[float, float] | None]:
@@ -84,7 +83,7 @@ def monitor_mode_matches_metric(cfg: DictConfig) -> list[Finding]:
     leaf = metric.rsplit("/", 1)[-1]
     if mode not in ("min", "max"):
         return [error("monitor.mode", f"{mode!r}: choose min or max")]
-    wanted = "max" if leaf in HIGHER_IS_BETTER else "min" if leaf in LOWER_IS_BETTER else mode
+    wanted = direction(metric) or mode
     if wanted != mode:
         return [error(
             "monitor.mode",
@@ -99,9 +98,7 @@ def no_model_selection_on_test(cfg: DictConfig) -> list[Finding]:
     found = []
     wanted = get(cfg, "optimized_metric")
     metrics = [("monitor.metric", get(cfg, "monitor.metric"))]
-    metrics += [
-        ("optimized_metric", m) for m in (wanted if OmegaConf.is_list(wanted) else [wanted])
-    ]
+    metrics += [("optimized_metric", m) for m in metric_names(wanted) or [wanted]]
     for key, metric in metrics:
         if isinstance(metric, str) and metric.startswith("test/"):
             found.append(error(

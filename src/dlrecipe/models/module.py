@@ -22,18 +22,10 @@ from dlrecipe.models.optim import build_optimizer, check_optimizer
 from dlrecipe.models.regularization import Regularization
 from dlrecipe.models.schedules import ScheduleContext
 from dlrecipe.models.speed import check_compile, compile_net, use_channels_last
-from dlrecipe.models.tasks import (
-    MAIN_METRIC,
-    batch_score_sum,
-    build_loss,
-    build_metrics,
-    hard_targets,
-    loss_inputs,
-    predict_proba,
-)
 from dlrecipe.versions import VERSIONS_KEY, versions
 
 CONFIG_KEY = "dlrecipe_config"  # where the resolved run config is kept inside a checkpoint
+DATA_KEY = "dlrecipe_data"  # the DataModule's normalization and split (DataModule.data_state)
 
 
 class LitModel(pl.LightningModule):
@@ -72,15 +64,16 @@ class LitModel(pl.LightningModule):
         self._weight_noise = (
             self.regularization is not None and self.regularization.weight_noise > 0
         )
-        self.loss_fn = build_loss(loss, self.info, label_smoothing)
+        self.task = self.info.task_obj  # loss inputs, sums, predictions (dlrecipe/tasks)
+        self.loss_fn = self.task.build_loss(loss, label_smoothing)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.main_metric = MAIN_METRIC[self.info.task]
-        if self.info.task == "regression":
+        self.main_metric = self.task.main_metric
+        if self.task.scales_targets:
             # The net learns (y - mean) / std; metrics and predictions are in y's own units. Set
             # from the DataModule's training split at fit (setup); saved with the weights.
             self.register_buffer("target_mean", torch.zeros(()))
             self.register_buffer("target_std", torch.ones(()))
-        metrics = build_metrics(self.info)
+        metrics = self.task.metric_collection()
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.run_config: dict[str, Any] | None = None  # set by train.py, saved with checkpoints
@@ -88,7 +81,7 @@ class LitModel(pl.LightningModule):
         self.finetuning = finetuning() if finetuning is not None else None
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        fitting = attached_trainer(self) is not None and self.trainer.state.fn == "fit"
         return [self.finetuning] if self.finetuning is not None and fitting else []
 
     def configure_model(self) -> None:
@@ -103,31 +96,31 @@ class LitModel(pl.LightningModule):
         return self.to_target_units(self.net(x))
 
     def setup(self, stage: str) -> None:
-        if stage == "fit" and self._trainer is not None:
+        if stage == "fit" and attached_trainer(self) is not None:
             self.use_target_scaling(self.trainer.datamodule)
 
     def use_target_scaling(self, datamodule: Any) -> None:
         """Take the DataModule's fitted target statistics (regression; a no-op otherwise)."""
         scaling = getattr(datamodule, "target_scaling", None)
-        if self.info.task == "regression" and scaling is not None and scaling.fitted:
+        if self.task.scales_targets and scaling is not None and scaling.fitted:
             self.target_mean.fill_(scaling.mean)
             self.target_std.fill_(scaling.std)
 
     def scale_target(self, y: torch.Tensor) -> torch.Tensor:
         """Targets in the units the net learns: (y - mean) / std for regression."""
-        if self.info.task != "regression":
+        if not self.task.scales_targets:
             return y
         return (y - self.target_mean) / self.target_std
 
     def to_target_units(self, out: torch.Tensor) -> torch.Tensor:
         """The net's regression outputs back in the target's units (identity for classes)."""
-        if self.info.task != "regression":
+        if not self.task.scales_targets:
             return out
         return out * self.target_std + self.target_mean
 
     def data_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The training loss of raw net outputs against targets in their original units."""
-        return self.loss_fn(*loss_inputs(out, self.scale_target(y), self.info.task))
+        return self.loss_fn(*self.task.loss_inputs(out, self.scale_target(y)))
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -136,14 +129,13 @@ class LitModel(pl.LightningModule):
         if self._weight_noise:  # noisy weights for this forward / backward only
             self.regularization.perturb()
         out = self.net(x)
-        task = self.info.task
         loss = self.data_loss(out, y)
         # Epoch means summed on the device and logged once, at the epoch's last batch: a
         # self.log call or a torchmetrics update per step costs more than a small model's step.
         n = len(y)
         self._loss_sum.add_(loss.detach(), alpha=n)  # in place: no new tensors per step
         scored = self.to_target_units(out.detach())  # the main metric in the target's units
-        self._score_sum.add_(batch_score_sum(scored, hard_targets(y, task), task))
+        self._score_sum.add_(self.task.score_sum(scored, self.task.hard_targets(y)))
         self._count.add_(n)  # a tensor updated in place: no nn.Module.__setattr__ per step
         if self._penalized:  # train/loss stays the data loss, comparable with val/loss
             penalty = self.regularization.penalty()
@@ -178,7 +170,7 @@ class LitModel(pl.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        return predict_proba(self(x), self.info.task)
+        return self.task.predict(self(x))
 
     # Evaluation, like training, sums on the device per batch and logs once per epoch (in the
     # epoch-end hooks): Lightning's per-batch self.log bookkeeping cost more than a small
@@ -201,7 +193,7 @@ class LitModel(pl.LightningModule):
         # During fit, validation tracks the loss and the main metric only, from these sums: the
         # full torchmetrics set (AUROC sorts every prediction) is computed once, when the best
         # checkpoint is validated and tested.
-        during_fit = self._trainer is not None and self.trainer.state.fn == "fit"
+        during_fit = attached_trainer(self) is not None and self.trainer.state.fn == "fit"
         self._eval_metrics = {} if during_fit else dict(metrics.items())
         for metric in self._eval_metrics.values():
             metric.reset()
@@ -209,14 +201,13 @@ class LitModel(pl.LightningModule):
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
         out = self.net(x)
-        task = self.info.task
         loss = self.data_loss(out, y)
         out = self.to_target_units(out)  # metrics in the target's units
         n = len(y)
-        score = batch_score_sum(out, y, task)
+        score = self.task.score_sum(out, y)
         self._eval_sums.add_(torch.stack([loss * n, score.to(loss.dtype), loss.new_tensor(n)]))
         if self._eval_metrics:
-            probs = predict_proba(out, task)
+            probs = self.task.predict(out)
             for metric in self._eval_metrics.values():
                 metric.update(probs, y)
 
@@ -266,14 +257,35 @@ class LitModel(pl.LightningModule):
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
         checkpoint[VERSIONS_KEY] = versions()  # eval warns when torch / Lightning moved since
+        datamodule = getattr(attached_trainer(self), "datamodule", None)
+        if hasattr(datamodule, "data_state"):  # under our key: a DataModule subclass keeps it
+            checkpoint[DATA_KEY] = datamodule.data_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         add_identity_target_scaling(self, checkpoint.get("state_dict"))
+        datamodule = getattr(attached_trainer(self), "datamodule", None)
+        # Checkpoints from before DATA_KEY: Lightning's key, the DataModule's class name.
+        state = checkpoint.get(DATA_KEY, checkpoint.get("DataModule"))
+        if state is not None and hasattr(datamodule, "load_data_state"):
+            datamodule.load_data_state(state)
+
+    @property
+    def epoch_loss_sum(self) -> torch.Tensor | None:
+        """The training losses summed since the epoch began (DivergenceGuard checks it)."""
+        return getattr(self, "_loss_sum", None)
 
     def parameter_counts(self) -> tuple[int, int]:
         total = sum(p.numel() for p in self.net.parameters())
         trainable = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
         return total, trainable
+
+
+def attached_trainer(module: pl.LightningModule) -> pl.Trainer | None:
+    """The module's Trainer, None when it is not attached to one (Lightning raises then)."""
+    try:
+        return module.trainer
+    except RuntimeError:
+        return None
 
 
 def add_identity_target_scaling(model: nn.Module, state_dict: dict[str, Any] | None) -> None:

@@ -101,44 +101,56 @@ def _run_facts(run_dir: Path, summary: dict, stage: str) -> str:
 def _evaluation(
     out: Path, info, probs: np.ndarray, targets: np.ndarray, stage: str
 ) -> list[tuple[str, str]]:
-    if info.task == "regression":
-        figures.regression(targets, probs, out / "regression.png")
-        return [
-            ("Predicted vs true", page.image("regression.png", "predicted vs true and residuals"))
-        ]
-    predicted = probs.argmax(1) if info.task == "multiclass" else (probs >= 0.5).astype(int)
-    names = info.class_names
+    """The figures the task names (Task.report_figures), in its order."""
+    sections: list[tuple[str, str]] = []
+    for name in info.task_obj.report_figures:
+        sections += EVALUATION_FIGURES[name](out, info, probs, targets)
+    return sections
+
+
+def _regression_figure(out: Path, info, probs: np.ndarray, targets: np.ndarray) -> list[tuple[str, str]]:  # fmt: skip
+    figures.regression(targets, probs, out / "regression.png")
+    return [("Predicted vs true", page.image("regression.png", "predicted vs true and residuals"))]
+
+
+def _confusion(out: Path, info, probs: np.ndarray, targets: np.ndarray) -> list[tuple[str, str]]:
+    predicted, names = info.task_obj.predicted_labels(probs), info.class_names
     figures.confusion(targets, predicted, names, out / "confusion_matrix.png")
-    figures.roc_pr(targets, probs, names, out / "roc_pr.png")
-    figures.calibration(targets, probs, out / "calibration.png")
     return [
         ("Confusion matrix", page.image("confusion_matrix.png", "confusion matrix")),
         (
             "Per-class precision, recall, F1",
             page.table(figures.per_class(targets, predicted, names)),
         ),
-        ("ROC and precision-recall", page.image("roc_pr.png", "ROC and precision-recall curves")),
-        ("Calibration", page.image("calibration.png", "reliability diagram")),
     ]
+
+
+def _roc_pr(out: Path, info, probs: np.ndarray, targets: np.ndarray) -> list[tuple[str, str]]:
+    figures.roc_pr(targets, probs, info.class_names, out / "roc_pr.png")
+    return [("ROC and precision-recall", page.image("roc_pr.png", "ROC and precision-recall curves"))]  # fmt: skip
+
+
+def _calibration(out: Path, info, probs: np.ndarray, targets: np.ndarray) -> list[tuple[str, str]]:
+    figures.calibration(targets, probs, out / "calibration.png")
+    return [("Calibration", page.image("calibration.png", "reliability diagram"))]
+
+
+# Figure name (as a task lists it in report_figures) -> the function drawing its sections.
+EVALUATION_FIGURES = {
+    "predicted_vs_true": _regression_figure,
+    "confusion": _confusion,
+    "roc_pr": _roc_pr,
+    "calibration": _calibration,
+}
 
 
 def _label(info, probs: np.ndarray, target, i: int) -> tuple[str, str, float]:
     """(predicted label, true label, probability of the prediction) for sample position i."""
-    if info.task == "regression":
-        return f"{probs[i]:.3g}", f"{target:.3g}", float("nan")
-    if info.task == "binary":
-        k = int(probs[i] >= 0.5)
-        return (
-            info.class_names[k],
-            info.class_names[int(target)],
-            float(probs[i] if k else 1 - probs[i]),
-        )
-    k = int(probs[i].argmax())
-    return info.class_names[k], info.class_names[int(target)], float(probs[i, k])
+    return info.task_obj.label(probs, target, i, info.class_names)
 
 
 def _mistakes(out, info, raw, probs, targets, losses, wrong, unsure, datamodule) -> list[tuple[str, str]]:  # fmt: skip
-    regression = info.task == "regression"
+    regression = not info.task_obj.has_classes
     kinds = [
         ("worst_mistakes", wrong, f"Largest errors ({len(wrong)}, by squared error)" if regression
          else f"Worst mistakes ({len(wrong)} wrong predictions, highest loss first)"),
@@ -171,7 +183,7 @@ def _mistake_table(info, raw, probs, targets, losses, order, datamodule) -> str:
     for i in order:
         pred, true, p = _label(info, probs, targets[i], i)
         row = {"sample": int(shown[i]), "loss": float(losses[i]), "predicted": pred}
-        if info.task != "regression":  # regression predicts a value, not a probability
+        if info.task_obj.has_classes:  # regression predicts a value, not a probability
             row["probability"] = p
         row["true"] = true
         row.update({n: float(v) for n, v in zip(names[:12], raw[i][:12].tolist(), strict=False)})

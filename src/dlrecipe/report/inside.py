@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from dlrecipe.errors import ConfigError
+from dlrecipe.tasks import Task, as_task
 
 
 def conv_layers(model: nn.Module) -> dict[str, nn.Conv2d]:
@@ -40,7 +41,7 @@ def target_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Mod
 
 
 def gradcam(
-    model: nn.Module, inputs: torch.Tensor, classes: list[int], layer: nn.Module, task: str
+    model: nn.Module, inputs: torch.Tensor, classes: list[int], layer: nn.Module, task: str | Task
 ) -> np.ndarray:
     """Heat maps (N, H, W) in [0, 1] at the input's spatial size."""
     from pytorch_grad_cam import GradCAM
@@ -49,7 +50,9 @@ def gradcam(
         ClassifierOutputTarget,
     )
 
-    target = BinaryClassifierOutputTarget if task == "binary" else ClassifierOutputTarget
+    # One logit (binary): its sign is the class; otherwise one logit per class.
+    one_logit = as_task(task).num_outputs == 1
+    target = BinaryClassifierOutputTarget if one_logit else ClassifierOutputTarget
     with GradCAM(model=model, target_layers=[layer]) as cam:
         return cam(input_tensor=inputs, targets=[target(c) for c in classes])
 

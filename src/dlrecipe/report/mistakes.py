@@ -14,19 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-
-def per_sample_loss(probs: np.ndarray, targets: np.ndarray, task: str) -> np.ndarray:
-    eps = 1e-7
-    if task == "multiclass":
-        return -np.log(np.clip(probs[np.arange(len(targets)), targets.astype(int)], eps, 1.0))
-    if task == "binary":
-        p = np.clip(probs, eps, 1 - eps)
-        return -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
-    return (probs - targets) ** 2
+from dlrecipe.tasks import Task, as_task
 
 
-def predicted_class(probs: np.ndarray, task: str) -> np.ndarray:
-    return probs.argmax(1) if task == "multiclass" else (probs >= 0.5).astype(int)
+def per_sample_loss(probs: np.ndarray, targets: np.ndarray, task: str | Task) -> np.ndarray:
+    return as_task(task).per_sample_loss(probs, targets)
+
+
+def predicted_class(probs: np.ndarray, task: str | Task) -> np.ndarray:
+    return as_task(task).predicted_labels(probs)
 
 
 def worst(losses: np.ndarray, k: int, among: np.ndarray | None = None) -> np.ndarray:
@@ -36,11 +32,11 @@ def worst(losses: np.ndarray, k: int, among: np.ndarray | None = None) -> np.nda
     return order[: min(k, len(order))]
 
 
-def split_by_correctness(probs: np.ndarray, targets: np.ndarray, losses: np.ndarray, task: str, k: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def split_by_correctness(probs: np.ndarray, targets: np.ndarray, losses: np.ndarray, task: str | Task, k: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(wrong predictions by loss, correct predictions by loss): the real mistakes, and the
     correct predictions the model was least sure of. Regression has no "wrong": all its
     samples rank as mistakes by squared error and the second list is empty."""
-    if task == "regression":
+    if not as_task(task).has_classes:
         return worst(losses, k), np.array([], dtype=int)
     right = predicted_class(probs, task) == targets.astype(int)
     return worst(losses, k, ~right), worst(losses, k, right)

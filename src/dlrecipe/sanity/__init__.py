@@ -14,7 +14,6 @@ directory and exits with status 1 when a check fails.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -90,17 +89,14 @@ def with_shuffled_training_labels(datamodule: DataModule, seed: int) -> DataModu
     data = datamodule.data
     train = torch.as_tensor(datamodule.fold.train)
     targets = data.targets.clone()
-    if datamodule.info.task == "regression":
+    if not datamodule.info.task_obj.has_classes:
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
         targets[train] = targets[train[order]]
     else:
         rng = np.random.default_rng(seed)
         shuffled = balanced_shuffle(targets[train].numpy(), rng)
         targets[train] = torch.as_tensor(shuffled, dtype=targets.dtype)
-    twin = copy.copy(datamodule)
-    twin._data = dataclasses.replace(data, targets=targets)
-    twin._folds = datamodule.folds  # the split stays the one of the true labels
-    return twin
+    return datamodule.with_targets(targets)  # the split stays the one of the true labels
 
 
 def balanced_shuffle(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -15,8 +15,6 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.metrics import accuracy_score, mean_absolute_error
 
 from dlrecipe.builders import build_model
 from dlrecipe.data.datamodule import DataModule
@@ -36,19 +34,7 @@ def baseline_score(datamodule: DataModule) -> tuple[str, float, float]:
     """
     targets = datamodule.data.targets.numpy()
     fold = datamodule.fold
-    y_train, y_val = targets[fold.train], targets[fold.val]
-    blank_train, blank_val = np.zeros((len(y_train), 1)), np.zeros((len(y_val), 1))
-    if datamodule.info.task == "regression":  # dummies ignore the inputs by construction
-        guess = DummyRegressor(strategy="mean").fit(blank_train, y_train).predict(blank_val)
-        errors = np.abs(y_val - guess)
-        return (
-            "mean predictor",
-            float(mean_absolute_error(y_val, guess)),
-            2 * float(errors.std() / np.sqrt(len(y_val))),
-        )
-    guess = DummyClassifier(strategy="most_frequent").fit(blank_train, y_train).predict(blank_val)
-    acc = float(accuracy_score(y_val, guess))
-    return "majority class", acc, 2 * float(np.sqrt(acc * (1 - acc) / len(y_val)))
+    return datamodule.info.task_obj.baseline(targets[fold.train], targets[fold.val])
 
 
 def chance_rate(y_val: np.ndarray) -> float:
@@ -120,8 +106,9 @@ def beats_baseline(cfg: DictConfig, datamodule: DataModule, epochs: int, min_ste
         enable_model_summary=False, num_sanity_val_steps=0,
     )  # fmt: skip
     trainer.fit(model, datamodule=datamodule)
-    regression = datamodule.info.task == "regression"
-    metric = "val/mae" if regression else "val/acc"
+    task = datamodule.info.task_obj
+    regression = not task.has_classes
+    metric = f"val/{task.main_metric}"
     score = float(trainer.validate(model, datamodule=datamodule, verbose=False)[0][metric])
     name = "MAE" if regression else "accuracy"
     y_val = datamodule.data.targets[torch.as_tensor(datamodule.fold.val)].numpy()

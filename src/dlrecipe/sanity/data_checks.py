@@ -50,7 +50,7 @@ def class_balance(datamodule: DataModule, max_ratio: float) -> Check:
     """Class counts per split (classification) or target mean / std (regression)."""
     targets = datamodule.data.targets
     fold = datamodule.fold
-    if datamodule.info.task == "regression":
+    if not datamodule.info.task_obj.has_classes:
         stats = {p: _moments(targets[torch.as_tensor(getattr(fold, p))]) for p in PARTS}
         text = "; ".join(f"{p} {m:.3g} ± {s:.3g}" for p, (m, s) in stats.items() if s == s)
         return Check("target distribution", "pass", text, "similar mean ± std in every split",

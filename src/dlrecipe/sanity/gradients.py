@@ -19,7 +19,6 @@ from torch.func import functional_call
 
 from dlrecipe.models.module import LitModel
 from dlrecipe.models.nets.layers import ACTIVATIONS
-from dlrecipe.models.tasks import loss_inputs
 from dlrecipe.sanity.result import Check
 
 DIRECTIONS = 4  # random directions in input space and in parameter space
@@ -68,14 +67,14 @@ def gradcheck_layers(
     )
     if error:
         failures["net"] = error
-    task = model.info.task
+    task = model.info.task_obj
     with torch.no_grad():
         out = net(x).detach().clone().requires_grad_(True)
     y = model.scale_target(batch[1][:samples])
     loss_fn = copy.deepcopy(model.loss_fn).double()
 
     def loss_of(outputs: torch.Tensor) -> torch.Tensor:
-        outputs, targets = loss_inputs(outputs, y, task)
+        outputs, targets = task.loss_inputs(outputs, y)
         return loss_fn(outputs, targets.double() if targets.is_floating_point() else targets)
 
     error = _gradcheck(loss_of, (out,))

@@ -18,14 +18,13 @@ from functools import partial
 import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig
-from torch import nn
 
 from dlrecipe.builders import build_model
+from dlrecipe.compat import is_dropout
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.lint.training_rules import lr_range
 from dlrecipe.models.module import LitModel
 from dlrecipe.models.optim import optimizer_settings
-from dlrecipe.models.tasks import batch_score, loss_inputs
 from dlrecipe.sanity.result import Check
 
 
@@ -39,32 +38,31 @@ def train_batch(datamodule: DataModule, size: int, seed: int) -> tuple[torch.Ten
 
 def initial_loss(model: LitModel, batch: tuple[torch.Tensor, torch.Tensor], tol: float) -> Check:
     x, y = batch
-    task = model.info.task
+    task = model.info.task_obj
     y = model.scale_target(y)  # regression: in the units the net learns (data.target_scaling)
     model.train()  # as the first training step sees it: batch-norm on batch statistics
     with torch.no_grad():
         out = model.net(x)
-        loss = float(model.loss_fn(*loss_inputs(out, y, task)))
-        chance = float(model.loss_fn(*loss_inputs(torch.zeros_like(out), y, task)))
+        loss = float(model.loss_fn(*task.loss_inputs(out, y)))
+        chance = float(model.loss_fn(*task.loss_inputs(torch.zeros_like(out), y)))
     ratio = loss / chance if chance > 0 else math.inf
     ok = math.isfinite(loss) and loss <= chance * (1 + tol)
     # The floor a constant predictor reaches: the class prior's entropy, or the target variance.
-    if task == "regression":
+    if not task.has_classes:
         prior = float(y.double().var())
     else:
         shares = torch.bincount(y.long(), minlength=max(2, model.info.num_classes)).double() / len(
             y
         )
         prior = float(-(shares[shares > 0] * shares[shares > 0].log()).sum())
-    what = {
-        "multiclass": f"ln {model.info.num_classes} = {chance:.3f} (prior's cross-entropy {prior:.3f})",
-        "binary": f"ln 2 = {chance:.3f} (prior's cross-entropy {prior:.3f})",
-    }
-    expected = what.get(
-        task, f"{chance:.4g}, the loss of predicting 0 (target variance {prior:.4g})"
+    # uniform probabilities over C classes (binary: one logit at 0, two classes) cost ln C
+    expected = (
+        f"ln {max(2, model.info.num_classes)} = {chance:.3f} (prior's cross-entropy {prior:.3f})"
+        if task.has_classes
+        else f"{chance:.4g}, the loss of predicting 0 (target variance {prior:.4g})"
     )
     note = ""
-    if ok and ratio > 1.25 and task != "regression":
+    if ok and ratio > 1.25 and task.has_classes:
         note = f" (outputs start over-confident: std {float(out.std()):.2f})"
     return Check(
         "initial loss",
@@ -109,11 +107,11 @@ class _StopWhenMemorized(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: LitModel, outputs, batch, batch_idx: int) -> None:  # fmt: skip
         x, y = batch
-        task = pl_module.info.task
+        task = pl_module.info.task_obj
         with torch.no_grad():
             out = pl_module.net(x)
             self.losses.append(float(pl_module.data_loss(out, y)))
-            score = float(batch_score(pl_module.to_target_units(out), y, task))
+            score = float(task.score_sum(pl_module.to_target_units(out), y) / len(y))
         self.scores.append(score)
         reached = score >= self.goal if self.higher else score <= self.goal
         if reached and self.reached_at is None:
@@ -124,7 +122,7 @@ class _StopWhenMemorized(pl.Callback):
 def without_regularization(model: LitModel) -> LitModel:
     """Dropout at 0, no weight decay, a constant LR, nothing frozen: nothing fights memorizing."""
     for module in model.net.modules():
-        if isinstance(module, nn.modules.dropout._DropoutNd):
+        if is_dropout(module):
             module.p = 0.0
     factory = model.optimizer_factory
     if isinstance(factory, partial) and "weight_decay" in optimizer_settings(factory):
@@ -143,9 +141,9 @@ def overfit_one_batch(cfg: DictConfig, datamodule: DataModule, batch, max_steps:
         plain.model.regularization = None
     model = without_regularization(build_model(plain, datamodule.info))
     model.use_target_scaling(datamodule)
-    task = model.info.task
+    task = model.info.task_obj
     x, y = batch
-    if task == "regression":  # memorized = MAE a small fraction of the mean predictor's
+    if not task.has_classes:  # memorized = MAE a small fraction of the mean predictor's
         goal = regression_tol * float((y - y.mean()).abs().mean())
         stopper = _StopWhenMemorized(goal, higher_is_better=False)
     else:
@@ -160,8 +158,8 @@ def overfit_one_batch(cfg: DictConfig, datamodule: DataModule, batch, max_steps:
         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[stopper],
     )  # fmt: skip
     trainer.fit(model, train_dataloaders=_SameBatch((x, y), max_steps))
-    best = max(stopper.scores) if task != "regression" else min(stopper.scores)
-    name = "accuracy" if task != "regression" else "MAE"
+    best = max(stopper.scores) if task.has_classes else min(stopper.scores)
+    name = "accuracy" if task.has_classes else "MAE"
     ok = stopper.reached_at is not None
     if ok:
         measured = f"{len(y)} samples memorized in {stopper.reached_at} steps (loss {stopper.losses[-1]:.3g})"
@@ -171,7 +169,7 @@ def overfit_one_batch(cfg: DictConfig, datamodule: DataModule, batch, max_steps:
         "overfit one batch",
         "pass" if ok else "fail",
         measured,
-        f"{name} {'= 1' if task != 'regression' else f'≤ {goal:.4g}'} within {max_steps} steps (no dropout, "
+        f"{name} {'= 1' if task.has_classes else f'≤ {goal:.4g}'} within {max_steps} steps (no dropout, "
         "weight decay, augmentation or schedule)",
         hint=_overfit_hint(stopper.losses, model.optimizer_factory),
         values={

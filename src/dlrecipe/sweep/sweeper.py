@@ -30,13 +30,15 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from dlrecipe.compat import optuna_stop_requested, optuna_study_loop
+from dlrecipe.compat import hydra_job_error, optuna_stop_requested, optuna_study_loop
 from dlrecipe.errors import ConfigError
 from dlrecipe.sweep.identity import check_identity, fixed_identity, space_identity
 from dlrecipe.sweep.liveness import Liveness, retried_numbers
 from dlrecipe.sweep.report import write_sweep_report
 from dlrecipe.sweep.space import build_space, override_value
 from dlrecipe.sweep.storage import StorageSpec, hide_secret, jobs_see, make_storage, resolve_storage
+from dlrecipe.tasks import direction as metric_direction
+from dlrecipe.tasks import metric_names
 
 log = logging.getLogger(__name__)
 # The budget counts results and trials that may still give one (running, or queued retries).
@@ -274,12 +276,9 @@ def _check_same_directions(study: optuna.Study, wanted: list[str]) -> None:
         )
 
 
-HIGHER_IS_BETTER = ("acc", "auroc", "f1", "precision", "recall", "r2")
-
-
 def check_objective(metric: Any, directions: list[str]) -> None:
     """Select on validation data only, in the direction the metric improves."""
-    metrics = metric if isinstance(metric, list | tuple) or OmegaConf.is_list(metric) else [metric]
+    metrics = metric_names(metric) or [metric]  # [None]: refused below with the fix
     if len(metrics) != len(directions):
         raise ConfigError(
             f"optimized_metric has {len(metrics)} value(s) but hydra.sweeper.direction has {len(directions)}"
@@ -292,7 +291,7 @@ def check_objective(metric: Any, directions: list[str]) -> None:
                 f"optimized_metric={name}: choosing hyperparameters on the test set leaks it into "
                 "the model; optimize a val/ metric and report test/ once at the end"
             )
-        wants = "maximize" if str(name).rsplit("/", 1)[-1] in HIGHER_IS_BETTER else "minimize"
+        wants = "maximize" if metric_direction(name) == "max" else "minimize"
         if direction != wants:
             raise ConfigError(
                 f"optimized_metric={name} improves when it goes {'up' if wants == 'maximize' else 'down'}: set hydra.sweeper.direction={wants}"
@@ -315,7 +314,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn, spec: Sto
             skip_if_finished=True,
         )
         return
-    error = result._return_value
+    error = hydra_job_error(result)
     if isinstance(error, optuna.TrialPruned):
         study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         return
@@ -339,6 +338,6 @@ def trial_progress(sweeper: Any, number: int) -> None:
     """Says "trial n/N" with elapsed and estimated time left, before each batch of trials."""
     from dlrecipe.console import Countdown
 
-    if getattr(sweeper, "_countdown", None) is None:
-        sweeper._countdown = Countdown("trial", sweeper.n_trials)
-    sweeper._countdown.start(number)
+    if getattr(sweeper, "trial_countdown", None) is None:
+        sweeper.trial_countdown = Countdown("trial", sweeper.n_trials)
+    sweeper.trial_countdown.start(number)

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dlrecipe.data.info import Task
+from dlrecipe.data.info import Task, classification_task
 from dlrecipe.errors import ConfigError
+from dlrecipe.tasks import task_named
 
 
 @dataclass
@@ -44,10 +45,7 @@ class SourceData:
             if not isinstance(self.inputs, torch.Tensor):
                 raise TypeError("a lazy source must give input_shape")
             self.input_shape = tuple(self.inputs.shape[1:])
-        if self.task == "regression":
-            self.targets = self.targets.float()
-        else:
-            self.targets = self.targets.long()
+        self.targets = task_named(self.task).cast_targets(self.targets)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -61,7 +59,7 @@ class SourceData:
 
 def encode_labels(labels: np.ndarray, task: Task) -> tuple[torch.Tensor, list[str]]:
     """Map labels of any dtype to 0..C-1 (sorted), or to floats for regression."""
-    if task == "regression":
+    if not task_named(task).has_classes:
         return torch.as_tensor(labels.astype(np.float32)), []
     classes, codes = np.unique(labels, return_inverse=True)
     return torch.as_tensor(codes, dtype=torch.long), [str(c) for c in classes]
@@ -69,9 +67,9 @@ def encode_labels(labels: np.ndarray, task: Task) -> tuple[torch.Tensor, list[st
 
 def select_classes(data: SourceData, classes: list) -> SourceData:
     """Only the samples of `classes` (names or labels), relabelled 0..k-1 in the order given."""
-    if data.task == "regression":
+    if not task_named(data.task).has_classes:
         raise ConfigError(
-            "data.classes selects classes of a classification set; this one is regression"
+            f"data.classes selects classes of a classification set; this one is {data.task}"
         )
     if isinstance(classes, str | int | float) or not hasattr(classes, "__iter__"):
         raise ConfigError(
@@ -100,7 +98,7 @@ def select_classes(data: SourceData, classes: list) -> SourceData:
         return None if indices is None else position[indices][position[indices] >= 0]
 
     return SourceData(
-        data.inputs[keep], relabel[data.targets[keep]], "binary" if len(names) == 2 else "multiclass",
+        data.inputs[keep], relabel[data.targets[keep]], classification_task(len(names)),
         class_names=names, feature_names=data.feature_names, input_shape=data.input_shape,
         test_indices=moved(data.test_indices), val_indices=moved(data.val_indices),
         groups=None if data.groups is None else data.groups[keep.numpy()], notes=data.notes,

@@ -17,9 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dlrecipe.data.info import TASKS, Task, infer_task
+from dlrecipe.data.info import Task, infer_task
 from dlrecipe.data.sources.base import SourceData, encode_labels
 from dlrecipe.errors import ConfigError
+from dlrecipe.tasks import Binary, Multiclass, Regression, task_named
+
+# The tasks one target column can hold (data.task=...).
+TASKS: tuple[str, ...] = (Regression.name, Binary.name, Multiclass.name)
 
 
 def read_csv(path: str, key: str = "data.path") -> pd.DataFrame:
@@ -144,13 +148,13 @@ def load_csv(
     if len(pd.unique(frame[target])) < 2:
         raise ConfigError(f"target column {target!r} has a single value; there is nothing to learn")
     task = task or infer_task(labels)
-    if task == "regression" and labels.dtype.kind not in "iuf":
+    if not task_named(task).has_classes and labels.dtype.kind not in "iuf":
         raise ConfigError(
-            f"data.task=regression needs a numeric target; {target!r} holds {labels.dtype}"
+            f"data.task={task} needs a numeric target; {target!r} holds {labels.dtype}"
         )
     x = feature_matrix(frame[features])
     y, class_names = encode_labels(labels, task)
-    if task == "binary" and len(class_names) != 2:
+    if task == Binary.name and len(class_names) != 2:
         raise ConfigError(f"data.task=binary but {target!r} has {len(class_names)} distinct values")
     return SourceData(
         torch.as_tensor(x.to_numpy().copy()),

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dlrecipe.data.info import classification_task
 from dlrecipe.data.sources.base import SourceData
 from dlrecipe.data.sources.image_checks import mode_choice, verify_images
 from dlrecipe.errors import ConfigError
@@ -134,7 +135,7 @@ def load_image_folder(
     return SourceData(
         inputs,
         torch.as_tensor(labels, dtype=torch.long),
-        "binary" if len(classes) == 2 else "multiclass",
+        classification_task(len(classes)),
         class_names=classes,
         input_shape=(channels, *size),
         val_indices=marks.get("val"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from dlrecipe.data.info import classification_task
 from dlrecipe.data.sources.base import SourceData
 
 
@@ -27,5 +28,5 @@ def load_synthetic(
     x = templates[labels] + noise * torch.randn(samples, *shape, generator=generator)
     if len(shape) == 3:  # images as uint8 pixels, like real image sets
         x = (x.clamp(0, 1) * 255).to(torch.uint8)
-    task = "binary" if num_classes == 2 else "multiclass"
+    task = classification_task(num_classes)
     return SourceData(x, labels, task, class_names=[f"c{i}" for i in range(num_classes)])

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dlrecipe.data.info import classification_task
 from dlrecipe.data.sources.base import SourceData
 from dlrecipe.errors import ConfigError
 
@@ -42,7 +43,7 @@ def load_torchvision(name: str, dir: str = "data", download: bool = False) -> So
     return SourceData(
         x,
         y,
-        "multiclass",
+        classification_task(len(parts[0].classes)),
         class_names=[str(c) for c in parts[0].classes],
         test_indices=np.arange(n_train, len(y)),
     )

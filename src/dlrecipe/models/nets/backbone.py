@@ -13,11 +13,9 @@ half-loaded backbone trains without complaint and just does worse.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlrecipe.compat import hf_hub_offline
 from dlrecipe.errors import ConfigError
 from dlrecipe.extras import require
 
@@ -77,7 +76,7 @@ def _timm(name: str, hub: bool) -> tuple[Backbone, tuple[str, ...]]:
         _check_name(name, timm.list_models(), "timm")
     cached = _check_hub(name, "timm", _hf_cache_dir()) if hub else False
     try:
-        with _hub_offline(cached):
+        with hf_hub_offline(cached):
             module = timm.create_model(name, pretrained=hub, num_classes=0)
     except (RuntimeError, OSError) as err:  # hub download failed half-way, or a corrupt cache
         raise _hub_error(name, "timm", _hf_cache_dir(), err) from err
@@ -172,22 +171,6 @@ def _check_hub(name: str, source: str, cache: Path) -> bool:
     if not _online(host):
         raise _hub_error(name, source, cache, "no network connection")
     return False
-
-
-@contextlib.contextmanager
-def _hub_offline(offline: bool) -> Iterator[None]:
-    """huggingface_hub reads HF_HUB_OFFLINE once, at import: switch its constant for one call."""
-    if not offline:
-        yield
-        return
-    from huggingface_hub import constants
-
-    before = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = before
 
 
 def _hub_error(name: str, source: str, cache: Path, why: Any) -> ConfigError:

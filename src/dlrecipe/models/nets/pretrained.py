@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlrecipe.compat import is_batch_norm
 from dlrecipe.errors import ConfigError
 from dlrecipe.models.nets.backbone import build_backbone
 from dlrecipe.models.nets.layers import activation as make_activation
@@ -112,7 +113,7 @@ class PretrainedNet(nn.Module):
                     block.eval()
                 elif not self.train_bn:  # unfrozen, but batch statistics stay the pretrained ones
                     for module in block.modules():
-                        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        if is_batch_norm(module):
                             module.eval()
         return self
 
