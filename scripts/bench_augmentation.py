@@ -20,12 +20,12 @@ CASES = {
     "digits, 2 workers": ["data=digits", "data.num_workers=2"],
     "synthetic 3x32x32, batch 128": [
         "data=synthetic",
-        "data.samples=2560",
+        "data.source.samples=2560",
         "+trainer.limit_train_batches=15",
     ],
     "synthetic, 2 workers": [
         "data=synthetic",
-        "data.samples=2560",
+        "data.source.samples=2560",
         "+trainer.limit_train_batches=15",
         "data.num_workers=2",
     ],

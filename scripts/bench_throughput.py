@@ -39,7 +39,7 @@ CASES = {
     "CIFAR-sized CNN, batch 128": [
         "data=synthetic",
         "model=cnn",
-        "data.samples=3000",
+        "data.source.samples=3000",
         "data.batch_size=128",
     ],
     "breast_cancer MLP, batch 32": ["experiment=breast_cancer_mlp", "data.batch_size=32"],

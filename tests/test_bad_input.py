@@ -21,26 +21,26 @@ def _fails(make_cfg, match: str, *overrides: str) -> None:
 
 
 def test_missing_csv(make_cfg, tmp_path):
-    _fails(make_cfg, r"data.path=.*does not exist", "data=csv", f"data.path={tmp_path}/no.csv",
-           "data.target=y", "model=mlp")  # fmt: skip
+    _fails(make_cfg, r"data.source.path=.*does not exist", "data=csv", f"data.source.path={tmp_path}/no.csv",
+           "data.source.target=y", "model=mlp")  # fmt: skip
 
 
 def test_unknown_target_column(make_cfg, table_csv):
-    _fails(make_cfg, r"data.target='price' is not a column", "data=csv", f"data.path={table_csv}",
-           "data.target=price", "model=mlp")  # fmt: skip
+    _fails(make_cfg, r"data.source.target='price' is not a column", "data=csv", f"data.source.path={table_csv}",
+           "data.source.target=price", "model=mlp")  # fmt: skip
 
 
 def test_missing_image_folder(make_cfg, tmp_path):
     _fails(
         make_cfg,
-        r"does not exist. Fix: data.root",
+        r"does not exist. Fix: data.source.root",
         "data=image_folder",
-        f"data.root={tmp_path}/nothing",
+        f"data.source.root={tmp_path}/nothing",
     )
 
 
 def test_missing_torchvision_files_say_how_to_get_them(make_cfg, tmp_path):
-    _fails(make_cfg, r"data.download=true", "data=mnist", f"paths.data_dir={tmp_path}")
+    _fails(make_cfg, r"data.source.download=true", "data=mnist", f"paths.data_dir={tmp_path}")
 
 
 def test_split_fractions_leave_no_training_data(make_cfg):

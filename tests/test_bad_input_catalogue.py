@@ -76,7 +76,7 @@ def _moved_run(tmp: Path, run: Path) -> Path:
     shutil.copytree(run, tmp / "moved")
     ckpt = tmp / "moved" / "checkpoints" / "last.ckpt"
     cfg = run_config(ckpt, load_checkpoint(ckpt))
-    cfg.data.path = str(tmp / "gone" / "table.csv")
+    cfg.data.source.path = str(tmp / "gone" / "table.csv")
     (tmp / "moved" / ".hydra").mkdir(exist_ok=True)
     OmegaConf.save(cfg, tmp / "moved" / ".hydra" / "config.yaml")
     return ckpt
@@ -94,6 +94,8 @@ CASES: dict[str, Case] = {
     # train: Hydra's own errors, typed values, data, model, checkpoints, monitoring, the OS
     "train-unknown-key": C("train", ("foo=1",), "foo"),
     "train-misspelt-key": C("train", ("trainer.maxepochs=3",), "trainer.maxepochs"),
+    "train-misspelt-net-argument": C("train", ("model.net.dropuot=0.1",), "model.net.dropuot"),
+    "train-misspelt-source-argument": C("train", ("data.source.nmae=wine",), "data.source.nmae"),
     "train-misspelt-group": C("train", ("modle=mlp",), "modle"),
     "train-unknown-model": C("train", ("model=transformer",), "model=transformer"),
     "train-unknown-split": C("train", ("data/split=loo",), "data/split=loo"),
@@ -116,20 +118,20 @@ CASES: dict[str, Case] = {
     "train-mse-on-classes": C("train", ("experiment=wine_mlp", "model.loss=mse"), "model.loss"),
     "train-monitor-not-logged": C("train", ("experiment=wine_mlp", "monitor.metric=val/auc"), "monitor.metric"),
     "train-objective-not-logged": C("train", ("experiment=wine_mlp", "optimized_metric=val/nope"), "optimized_metric"),
-    "train-csv-without-path": C("train", ("data=csv", "data.target=y", "model=mlp"), "data.path"),
-    "train-csv-missing": C("train", ("data=csv", "data.path={tmp}/nope.csv", "data.target=y", "model=mlp"), "data.path"),
-    "train-csv-empty": C("train", ("data=csv", "data.path={tmp}/empty.csv", "data.target=y", "model=mlp"), "data.path", EMPTY),
-    "train-csv-garbled": C("train", ("data=csv", "data.path={tmp}/garbled.csv", "data.target=y", "model=mlp"), "data.path", GARBLED),
-    "train-csv-unknown-target": C("train", ("data=csv", "data.path={table}", "data.target=price", "model=mlp"), "data.target"),
-    "train-csv-unknown-feature": C("train", ("data=csv", "data.path={table}", "data.target=label", "data.features=[a,zz]", "model=mlp"), "data.features"),
-    "train-csv-unknown-groups": C("train", ("data=csv", "data.path={table}", "data.target=label", "data.groups=who", "model=mlp"), "data.groups"),
-    "train-csv-unknown-task": C("train", ("data=csv", "data.path={table}", "data.target=label", "data.task=ranking", "model=mlp"), "data.task"),
-    "train-kfold-more-folds-than-rows": C("train", ("data=csv", "data.path={tmp}/few.csv", "data.target=y", "model=mlp", "data/split=kfold", "data.split.k=20", "data.split.test_frac=0"), "data.split", _few_rows),
-    "train-image-folder-missing": C("train", ("data=image_folder", "data.root={tmp}/photos"), "data.root"),
-    "train-image-folder-corrupt": C("train", ("data=image_folder", "data.root={tmp}/imgs", "data.num_workers=0"), "broken.png", lambda t: _images(t, True)),
-    "train-image-size-markup": C("train", ("data=image_folder", "data.root={tmp}/imgs", "data.image_size=[1,2,3]"), "[height, width]", _images),
-    "train-multirun-job-mistake": C("train", ("-m", "data=csv", "data.path={tmp}/nope.csv", "data.target=y", "model=mlp", "seed=1,2"), "data.path"),
-    "train-two-lint-errors": C("train", ("data=image_folder", "data.root={tmp}", "data.val_root={tmp}", "monitor.mode=sideways"), "data.val_root"),
+    "train-csv-without-path": C("train", ("data=csv", "data.source.target=y", "model=mlp"), "data.source.path"),
+    "train-csv-missing": C("train", ("data=csv", "data.source.path={tmp}/nope.csv", "data.source.target=y", "model=mlp"), "data.source.path"),
+    "train-csv-empty": C("train", ("data=csv", "data.source.path={tmp}/empty.csv", "data.source.target=y", "model=mlp"), "data.source.path", EMPTY),
+    "train-csv-garbled": C("train", ("data=csv", "data.source.path={tmp}/garbled.csv", "data.source.target=y", "model=mlp"), "data.source.path", GARBLED),
+    "train-csv-unknown-target": C("train", ("data=csv", "data.source.path={table}", "data.source.target=price", "model=mlp"), "data.source.target"),
+    "train-csv-unknown-feature": C("train", ("data=csv", "data.source.path={table}", "data.source.target=label", "data.source.features=[a,zz]", "model=mlp"), "data.source.features"),
+    "train-csv-unknown-groups": C("train", ("data=csv", "data.source.path={table}", "data.source.target=label", "data.source.groups=who", "model=mlp"), "data.source.groups"),
+    "train-csv-unknown-task": C("train", ("data=csv", "data.source.path={table}", "data.source.target=label", "data.source.task=ranking", "model=mlp"), "data.source.task"),
+    "train-kfold-more-folds-than-rows": C("train", ("data=csv", "data.source.path={tmp}/few.csv", "data.source.target=y", "model=mlp", "data/split=kfold", "data.split.k=20", "data.split.test_frac=0"), "data.split", _few_rows),
+    "train-image-folder-missing": C("train", ("data=image_folder", "data.source.root={tmp}/photos"), "data.source.root"),
+    "train-image-folder-corrupt": C("train", ("data=image_folder", "data.source.root={tmp}/imgs", "data.num_workers=0"), "broken.png", lambda t: _images(t, True)),
+    "train-image-size-markup": C("train", ("data=image_folder", "data.source.root={tmp}/imgs", "data.source.image_size=[1,2,3]"), "[height, width]", _images),
+    "train-multirun-job-mistake": C("train", ("-m", "data=csv", "data.source.path={tmp}/nope.csv", "data.source.target=y", "model=mlp", "seed=1,2"), "data.source.path"),
+    "train-two-lint-errors": C("train", ("data=image_folder", "data.source.root={tmp}", "data.source.val_root={tmp}", "monitor.mode=sideways"), "data.source.val_root"),
     "train-ckpt-missing": C("train", ("ckpt_path={tmp}/gone.ckpt",), "ckpt_path"),
     "train-ckpt-not-a-checkpoint": C("train", ("ckpt_path={tmp}/junk.ckpt",), "ckpt_path", JUNK_CKPT),
     "train-ckpt-of-another-model": C("train", ("ckpt_path={csv_ckpt}",), "ckpt_path"),
@@ -145,9 +147,9 @@ CASES: dict[str, Case] = {
     "eval-unknown-key": C("eval", ("ckpt_path={csv_ckpt}", "epochs=3"), "epochs"),
     "eval-unknown-trainer": C("eval", ("ckpt_path={csv_ckpt}", "trainer=tpu"), "trainer=tpu"),
     "eval-max-epochs-fraction": C("eval", ("ckpt_path={csv_ckpt}", "trainer.max_epochs=0.5"), "trainer.max_epochs"),
-    "eval-data-moved": C("eval", ("ckpt_path={tmp}/moved/checkpoints/last.ckpt",), "data.path=", lambda t: _moved_run(t, CASE_RUNS["csv_run"])),
-    "eval-data-path-wrong": C("eval", ("ckpt_path={csv_ckpt}", "data.path={tmp}/elsewhere.csv"), "data.path"),
-    "eval-data-root-on-a-table-run": C("eval", ("ckpt_path={csv_ckpt}", "data.root={tmp}"), "data.root"),
+    "eval-data-moved": C("eval", ("ckpt_path={tmp}/moved/checkpoints/last.ckpt",), "data.source.path=", lambda t: _moved_run(t, CASE_RUNS["csv_run"])),
+    "eval-data-path-wrong": C("eval", ("ckpt_path={csv_ckpt}", "data.source.path={tmp}/elsewhere.csv"), "data.source.path"),
+    "eval-data-root-on-a-table-run": C("eval", ("ckpt_path={csv_ckpt}", "data.source.root={tmp}"), "data.source.root"),
     "eval-output-dir-not-allowed": C("eval", ("ckpt_path={csv_ckpt}", "hydra.run.dir=/sys/dlrecipe_eval"), "/sys/dlrecipe_eval"),
     # predict (eval with predict.input)
     "predict-input-missing": C("predict", ("ckpt_path={csv_ckpt}", "predict.input={tmp}/new.csv"), "predict.input"),
@@ -167,8 +169,8 @@ CASES: dict[str, Case] = {
     "preview-unknown-key": C("preview", ("preview.rows=3",), "preview.rows"),
     "preview-samples-text": C("preview", ("preview.samples=many",), "preview.samples"),
     "preview-unknown-augmentation": C("preview", ("data/augmentation=extreme",), "data/augmentation=extreme"),
-    "preview-image-folder-missing": C("preview", ("data=image_folder", "data.root={tmp}/photos"), "data.root"),
-    "preview-image-size-markup": C("preview", ("data=image_folder", "data.root={tmp}/imgs", "data.image_size=[0,8]"), "[height, width]", _images),
+    "preview-image-folder-missing": C("preview", ("data=image_folder", "data.source.root={tmp}/photos"), "data.source.root"),
+    "preview-image-size-markup": C("preview", ("data=image_folder", "data.source.root={tmp}/imgs", "data.source.image_size=[0,8]"), "[height, width]", _images),
     "preview-seed-not-a-number": C("preview", ("seed=x1",), "seed"),
     "preview-output-under-a-file": C("preview", ("hydra.run.dir={tmp}/notes.txt/p",), "notes.txt", NOTES),
     # report
@@ -227,9 +229,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         table, index=False
     )
     _images(base)
-    csv_run = _train_run(base / "csv_run", "data=csv", f"data.path={table}", "data.target=label",
+    csv_run = _train_run(base / "csv_run", "data=csv", f"data.source.path={table}", "data.source.target=label",
                          "model=mlp")  # fmt: skip
-    img_run = _train_run(base / "img_run", "data=image_folder", f"data.root={base / 'imgs'}",
+    img_run = _train_run(base / "img_run", "data=image_folder", f"data.source.root={base / 'imgs'}",
                          "data.num_workers=0", "model.net.channels=[4]")  # fmt: skip
     CASE_RUNS.update(csv_run=csv_run, img_run=img_run, table=table)
     return dict(CASE_RUNS)
@@ -340,10 +342,10 @@ def test_real_processes_print_one_line(command, names, tmp_path):
 
 
 def test_eval_follows_moved_data_with_data_path(runs, tmp_path, monkeypatch, capsys):
-    """The fix the moved-data message suggests works: data.path= re-points eval at the CSV."""
+    """The fix the moved-data message suggests works: data.source.path= re-points eval at the CSV."""
     ckpt = _moved_run(tmp_path, runs["csv_run"])
     monkeypatch.chdir(tmp_path)
-    args = [f"ckpt_path={ckpt}", f"data.path={runs['table']}", "hydra.run.dir=ev"]
+    args = [f"ckpt_path={ckpt}", f"data.source.path={runs['table']}", "hydra.run.dir=ev"]
     assert _exit_code("eval", args, monkeypatch) == 0, capsys.readouterr().err
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert 0.0 <= metrics["test/acc"] <= 1.0
@@ -351,9 +353,9 @@ def test_eval_follows_moved_data_with_data_path(runs, tmp_path, monkeypatch, cap
 
 def test_messages_keep_square_brackets(capsys):
     """Rich markup would swallow `[height, width]`; errors print it as written."""
-    print_error("data.image_size=7 must be [height, width] or one int")
+    print_error("data.source.image_size=7 must be [height, width] or one int")
     assert capsys.readouterr().err.strip() == (
-        "error: data.image_size=7 must be [height, width] or one int"
+        "error: data.source.image_size=7 must be [height, width] or one int"
     )
 
 
@@ -365,6 +367,6 @@ def test_bugs_keep_their_traceback():
         {}["missing"]
     missing = FileNotFoundError(2, "No such file or directory", "/internal/cache.bin")
     assert user_message(missing, ["seed=1"]) is None  # a file the user never named
-    assert "data.path" in user_message(
-        FileNotFoundError(2, "No such file or directory", "/x/t.csv"), ["data.path=/x/t.csv"]
+    assert "data.source.path" in user_message(
+        FileNotFoundError(2, "No such file or directory", "/x/t.csv"), ["data.source.path=/x/t.csv"]
     )

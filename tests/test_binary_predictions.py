@@ -18,8 +18,8 @@ from dlrecipe.train import train
 
 
 def test_binary_runs_write_a_probability_per_class(make_cfg, table_csv, tmp_path):
-    cfg = make_cfg("data=csv", f"data.path={table_csv}", "data.target=label", "model=mlp",
-                   "data.features=[a,b,colour]", "report.enabled=false", "logger=none",
+    cfg = make_cfg("data=csv", f"data.source.path={table_csv}", "data.source.target=label", "model=mlp",
+                   "data.source.features=[a,b,colour]", "report.enabled=false", "logger=none",
                    "data/split=stratified_kfold", "data.split.k=2")  # fmt: skip
     train(cfg)
     run = Path(cfg.paths.output_dir)

@@ -75,17 +75,17 @@ def test_wandb_logger_works_offline(tmp_path):
 
 
 def test_bad_input_exits_2_with_one_clear_line(tmp_path):
-    args = [sys.executable, "-m", "dlrecipe.train", "data=csv", "data.path=missing.csv",
-            "data.target=y", "model=mlp"]  # fmt: skip
+    args = [sys.executable, "-m", "dlrecipe.train", "data=csv", "data.source.path=missing.csv",
+            "data.source.target=y", "model=mlp"]  # fmt: skip
     result = run(args, tmp_path)
     assert result.returncode == 2
-    assert "error: data.path='missing.csv' does not exist" in result.stderr
+    assert "error: data.source.path='missing.csv' does not exist" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_user_csv_from_the_command_line(tmp_path, table_csv):
-    args = [sys.executable, "-m", "dlrecipe.train", "data=csv", f"data.path={table_csv}",
-            "data.target=label", "model=mlp", "trainer.max_epochs=3", *QUIET]  # fmt: skip
+    args = [sys.executable, "-m", "dlrecipe.train", "data=csv", f"data.source.path={table_csv}",
+            "data.source.target=label", "model=mlp", "trainer.max_epochs=3", *QUIET]  # fmt: skip
     result = run(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = run_dirs(tmp_path, "train")

@@ -90,13 +90,7 @@ def test_a_datamodule_subclass_keeps_its_normalization_through_eval(make_cfg, tm
 SRC = Path(dlrecipe.__file__).parent
 INTERNAL_MODULES = ("lightning.pytorch.overrides",)  # public name, internal contents
 # (file, private name): each entry says why it is allowed for now. Keep it empty where possible.
-ALLOWED = {
-    # The finetune branch replaces the scheduler patching with per-group LR factors (issue #20).
-    ("models/finetuning.py", "_schedulers"): "finetune branch",
-    ("models/finetuning.py", "_last_lr"): "finetune branch",
-    # dlrecipe's own helper shared inside models/nets/ (the finetune branch re-layers nets/).
-    ("models/nets/earlier_run.py", "_strip_last_linear"): "finetune branch",
-}
+ALLOWED: dict[tuple[str, str], str] = {}  # (file, private name) -> why; keep it empty
 
 
 def private(name: str) -> bool:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
 
 from dlrecipe.builders import build_data
-from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import infer_task
 from dlrecipe.data.loaders import TensorBatches
 from dlrecipe.data.normalization import Standardize
@@ -149,7 +146,7 @@ def test_tensor_batches_cover_every_sample_once_and_reshuffle():
 
 
 def test_digits_wild_poses_every_digit_once_and_for_all(make_cfg):
-    """data=digits_wild: enlarged digits, each moved/zoomed/turned by a pose fixed by data.pose_seed."""
+    """data=digits_wild: enlarged digits, each moved/zoomed/turned by a pose fixed by data.source.pose_seed."""
     datamodule = build_data(make_cfg("data=digits_wild", "seed=7"))
     data = datamodule.data
     assert data.input_shape == (1, 16, 16) and len(data) == 1797
@@ -159,28 +156,16 @@ def test_digits_wild_poses_every_digit_once_and_for_all(make_cfg):
     # The run's seed changes the split, never the images: runs and folds see one data set.
     again = build_data(make_cfg("data=digits_wild", "seed=8")).data
     assert torch.equal(data.inputs, again.inputs)
-    posed_otherwise = build_data(make_cfg("data=digits_wild", "data.pose_seed=1")).data
-    unposed = build_data(make_cfg("data=digits_wild", "data.shift=0", "data.scale=0",
-                                  "data.rotate=0")).data  # fmt: skip
+    posed_otherwise = build_data(make_cfg("data=digits_wild", "data.source.pose_seed=1")).data
+    unposed = build_data(make_cfg("data=digits_wild", "data.source.shift=0", "data.source.scale=0",
+                                  "data.source.rotate=0")).data  # fmt: skip
     assert not torch.allclose(data.inputs, posed_otherwise.inputs, atol=0.1)
     # Posing moves ink: the mean image (the average pose) is blurrier than the unposed one's.
     assert data.inputs.mean(0).max() < unposed.inputs.mean(0).max()
 
 
 def test_digits_wild_refuses_impossible_poses(make_cfg):
-    with pytest.raises(ConfigError, match=r"data.shift=0.6"):
-        _ = build_data(make_cfg("data=digits_wild", "data.shift=0.6")).data
-    with pytest.raises(ConfigError, match=r"data.size=4"):
-        _ = build_data(make_cfg("data=digits_wild", "data.size=4")).data
-
-
-def test_a_source_parameter_the_datamodule_shadows_is_refused(make_cfg):
-    """data.seed goes to the DataModule, so a source's own `seed` would silently stay at its default."""
-
-    def load_noise(samples: int = 10, seed: int = 0):
-        return load_sklearn("iris")
-
-    with pytest.raises(ConfigError, match=r"load_noise takes \['seed'\].*rename the source's"):
-        DataModule(functools.partial(load_noise), HoldoutSplit(), Standardize())
-    for shipped in (["data=synthetic"], ["data=image_folder", "data.root=."], ["data=digits_wild"]):
-        build_data(make_cfg(*shipped))  # their own parameters are named apart
+    with pytest.raises(ConfigError, match=r"data.source.shift=0.6"):
+        _ = build_data(make_cfg("data=digits_wild", "data.source.shift=0.6")).data
+    with pytest.raises(ConfigError, match=r"data.source.size=4"):
+        _ = build_data(make_cfg("data=digits_wild", "data.source.size=4")).data

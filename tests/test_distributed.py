@@ -179,7 +179,7 @@ def test_checkpoints_every_n_steps(make_cfg):
 
 def test_ddp_on_a_lazy_image_folder_counts_every_test_image_once(tmp_path, image_dir):
     """Lazy folders use DataLoaders; under DDP their test split must not be padded with repeats."""
-    args = ["trainer=ddp_cpu", "data=image_folder", f"data.root={image_dir}", "data.max_memory_mb=0", "data.num_workers=0",
+    args = ["trainer=ddp_cpu", "data=image_folder", f"data.source.root={image_dir}", "data.source.max_memory_mb=0", "data.num_workers=0",
             "data.batch_size=8", "model.net.channels=[8]", "data.split.test_frac=0.25", "trainer.max_epochs=2",
             *QUIET, f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     result = cli(args, tmp_path)

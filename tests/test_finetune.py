@@ -325,7 +325,7 @@ def test_frozen_backbone_runs_end_to_end_with_the_report(
 ) -> None:
     # filter patterns on 8 px digits on purpose: they must run through a frozen backbone too
     cfg = make_cfg(*TIMM, *DIGITS_FEW, f"model.net.backbone.weights={timm_file}", *mode,
-                   "trainer.max_epochs=1", "report.cam_samples=2", "report.filter_patterns_min_size=8")  # fmt: skip
+                   "trainer.max_epochs=1", "+report.cam_samples=2", "+report.filter_patterns_min_size=8")  # fmt: skip
     assert train(cfg) is not None
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
@@ -337,7 +337,7 @@ def test_frozen_backbone_runs_end_to_end_with_the_report(
 
 def test_weights_none_means_training_from_scratch(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(*TIMM, *DIGITS_FEW, "model.net.backbone.weights=none", "model/finetuning=auto",
-                   "trainer.max_epochs=1", "report.cam_samples=2")  # fmt: skip
+                   "trainer.max_epochs=1", "+report.cam_samples=2")  # fmt: skip
     trainer, model = fit(cfg)
     assert model.net.pretrained is False
     assert all(p.requires_grad for p in model.net.parameters())  # every block trains ...

@@ -107,9 +107,9 @@ def nothing(tmp: Path) -> dict:
     return {}
 
 
-CSV = ("data=csv", "data.path={csv}", "model=mlp")
-IMAGES = ("data=image_folder", "data.root={root}", "data.num_workers=0", "model.net.channels=[4]",
-          "data.check_cache={tmp}/check_cache")  # fmt: skip
+CSV = ("data=csv", "data.source.path={csv}", "model=mlp")
+IMAGES = ("data=image_folder", "data.source.root={root}", "data.num_workers=0", "model.net.channels=[4]",
+          "data.source.check_cache={tmp}/check_cache")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -121,29 +121,29 @@ class BadInput:
 
 
 CASES = [
-    BadInput("csv_inf_feature", inf_feature, (*CSV, "data.target=value"),
+    BadInput("csv_inf_feature", inf_feature, (*CSV, "data.source.target=value"),
              r"data\.path='.*table\.csv': columns \['a'\] have missing values or ±inf in 2 of 60 "
              r"rows.*data\.non_finite=drop"),
-    BadInput("csv_inf_regression_target", inf_target, (*CSV, "data.target=value"),
+    BadInput("csv_inf_regression_target", inf_target, (*CSV, "data.source.target=value"),
              r"columns \['value'\] .* 1 of 60 rows \('value': 1 inf; file lines 7\)"),
-    BadInput("csv_nan_feature", nan_feature, (*CSV, "data.target=label"),
+    BadInput("csv_nan_feature", nan_feature, (*CSV, "data.source.target=label"),
              r"columns \['b'\] have missing values .*'b': 1 NaN"),
     BadInput("csv_unknown_non_finite_choice", nan_feature,
-             (*CSV, "data.target=label", "data.non_finite=zero"),
+             (*CSV, "data.source.target=label", "data.source.non_finite=zero"),
              r"data\.non_finite='zero': choose one of \['refuse', 'drop'\]"),
-    BadInput("csv_zero_bytes", empty_file, (*CSV, "data.target=value"),
+    BadInput("csv_zero_bytes", empty_file, (*CSV, "data.source.target=value"),
              r"data\.path='.*empty\.csv' is empty"),
-    BadInput("csv_header_only", header_only, (*CSV, "data.target=value"),
+    BadInput("csv_header_only", header_only, (*CSV, "data.source.target=value"),
              r"data\.path='.*header\.csv' has a header but no data rows"),
-    BadInput("csv_without_path", nothing, ("data=csv", "data.target=value", "model=mlp"),
+    BadInput("csv_without_path", nothing, ("data=csv", "data.source.target=value", "model=mlp"),
              r"^data\.path must be given for this data set: add data\.path="),
     BadInput("csv_without_path_or_target", nothing, ("data=csv", "model=mlp"),
              r"^data\.path and data\.target must be given"),
     BadInput("kfold_k_above_samples", small_table,
-             (*CSV, "data.target=value", "data/split=kfold", "data.split.k=20"),
+             (*CSV, "data.source.target=value", "data/split=kfold", "data.split.k=20"),
              r"data\.split\.k=20 is larger than the 10 samples outside the test set"),
     BadInput("stratified_k_above_smallest_class", small_table,
-             (*CSV, "data.target=label", "data/split=stratified_kfold", "data.split.k=8",
+             (*CSV, "data.source.target=label", "data/split=stratified_kfold", "data.split.k=8",
               "data.split.test_frac=0"),
              r"data\.split\.k=8 is larger than the smallest class"),
     BadInput("image_empty_class_folder", empty_class, IMAGES,
@@ -152,7 +152,7 @@ CASES = [
              r"data\.root='.*images' has a single class folder \('only'\)"),
     BadInput("image_truncated_png", truncated_png, IMAGES,
              r"1 image file\(s\) cannot be decoded, e\.g\. '.*b/L2\.png' \(image file is truncated\)"),
-    BadInput("image_truncated_png_lazy", truncated_png, (*IMAGES, "data.max_memory_mb=0"),
+    BadInput("image_truncated_png_lazy", truncated_png, (*IMAGES, "data.source.max_memory_mb=0"),
              r"cannot be decoded, e\.g\. '.*b/L2\.png'"),
     BadInput("max_epochs_zero", nothing, ("experiment=iris_mlp", "trainer.max_epochs=0"),
              r"trainer\.max_epochs=0 trains nothing"),
@@ -187,8 +187,8 @@ def test_non_finite_drop_trains_without_those_rows_and_says_so(tmp_path):
     csv = _table(tmp_path, a={3: np.inf}, value={9: np.nan})
     run_dir = tmp_path / "run"
     cfg = compose([*QUICK, "trainer.max_epochs=1", "report.enabled=false", f"paths.output_dir={run_dir}",
-                   *CSV[:1], f"data.path={csv}", "model=mlp", "data.target=value",
-                   "data.non_finite=drop"])  # fmt: skip
+                   *CSV[:1], f"data.source.path={csv}", "model=mlp", "data.source.target=value",
+                   "data.source.non_finite=drop"])  # fmt: skip
     train(cfg)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"
@@ -199,19 +199,19 @@ def test_non_finite_drop_trains_without_those_rows_and_says_so(tmp_path):
 def test_mixed_grey_and_colour_images_are_read_as_rgb_with_a_note(tmp_path):
     root = _images(tmp_path / "images", classes=("a", "b"))  # grey files sort first ...
     _images(root, classes=("b",), mode="RGB")  # ... so the first file is grey
-    overrides = [*QUICK, f"data.root={root}", f"data.check_cache={tmp_path}/cache",
+    overrides = [*QUICK, f"data.source.root={root}", f"data.source.check_cache={tmp_path}/cache",
                  "data.num_workers=0"]  # fmt: skip
     data = build_data(compose(["data=image_folder", *overrides])).data
     assert data.input_shape == (3, 12, 12)
-    assert any("data.channels=1" in n and "6 colour" in n for n in data.notes)
-    grey = build_data(compose(["data=image_folder", *overrides, "data.channels=1"])).data
+    assert any("data.source.channels=1" in n and "6 colour" in n for n in data.notes)
+    grey = build_data(compose(["data=image_folder", *overrides, "data.source.channels=1"])).data
     assert grey.input_shape == (1, 12, 12)  # the user's explicit choice, noted
     assert any("6 colour image(s) are converted to grey" in n for n in grey.notes)
 
 
 def test_image_checks_are_cached_and_a_changed_file_is_checked_again(tmp_path):
     root = _images(tmp_path / "images")
-    overrides = ["data=image_folder", f"data.root={root}", f"data.check_cache={tmp_path}/cache",
+    overrides = ["data=image_folder", f"data.source.root={root}", f"data.source.check_cache={tmp_path}/cache",
                  "data.num_workers=0"]  # fmt: skip
     assert len(build_data(compose(overrides)).data) == 18
     (cache,) = (tmp_path / "cache").glob("*.json")
@@ -223,7 +223,7 @@ def test_image_checks_are_cached_and_a_changed_file_is_checked_again(tmp_path):
 
 def test_a_malformed_cache_is_ignored_and_rewritten(tmp_path):
     root = _images(tmp_path / "images")
-    overrides = ["data=image_folder", f"data.root={root}", f"data.check_cache={tmp_path}/cache",
+    overrides = ["data=image_folder", f"data.source.root={root}", f"data.source.check_cache={tmp_path}/cache",
                  "data.num_workers=0"]  # fmt: skip
     assert len(build_data(compose(overrides)).data) == 18
     (cache,) = (tmp_path / "cache").glob("*.json")
@@ -240,8 +240,8 @@ def test_endless_epochs_with_a_step_limit_are_allowed():
 def test_a_diverging_loss_stops_the_run_with_exit_3_and_no_result(tmp_path, capsys):
     run_dir = tmp_path / "run"
     csv = _table(tmp_path, n=200)
-    cfg = compose([*QUICK, f"paths.output_dir={run_dir}", *CSV[:1], f"data.path={csv}",
-                   "model=mlp", "data.target=value", "model.optimizer.lr=1e30"])  # fmt: skip
+    cfg = compose([*QUICK, f"paths.output_dir={run_dir}", *CSV[:1], f"data.source.path={csv}",
+                   "model=mlp", "data.source.target=value", "model.optimizer.lr=1e30"])  # fmt: skip
     with pytest.raises(SystemExit) as stopped:
         exit_on_divergence(train)(cfg)
     assert stopped.value.code == DIVERGED_EXIT == 3
@@ -265,8 +265,8 @@ def test_a_diverged_fold_leaves_no_cross_validated_score(tmp_path):
     from dlrecipe.cv.summary import aggregate, fold_run_dirs
 
     run_dir = tmp_path / "run"
-    cfg = compose([*QUICK, f"paths.output_dir={run_dir}", *CSV[:1], f"data.path={_table(tmp_path)}",
-                   "model=mlp", "data.target=value", "model.optimizer.lr=1e30", "data/split=kfold",
+    cfg = compose([*QUICK, f"paths.output_dir={run_dir}", *CSV[:1], f"data.source.path={_table(tmp_path)}",
+                   "model=mlp", "data.source.target=value", "model.optimizer.lr=1e30", "data/split=kfold",
                    "data.split.k=2", "report.enabled=false"])  # fmt: skip
     with pytest.raises(Diverged):
         train(cfg)

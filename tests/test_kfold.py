@@ -91,8 +91,8 @@ def test_group_kfold_keeps_every_group_on_one_side(make_cfg, table_csv):
     frame["patient"] = np.arange(len(frame)) // 4  # 50 patients with 4 rows each
     path = table_csv.parent / "groups.csv"
     frame.to_csv(path, index=False)
-    datamodule = build_data(make_cfg("data=csv", f"data.path={path}", "data.target=label",
-                                     "data.groups=patient", "data/split=group_kfold", "model=mlp"))  # fmt: skip
+    datamodule = build_data(make_cfg("data=csv", f"data.source.path={path}", "data.source.target=label",
+                                     "data.source.groups=patient", "data/split=group_kfold", "model=mlp"))  # fmt: skip
     groups = datamodule.data.groups
     assert "patient" not in datamodule.data.feature_names
     for fold in datamodule.folds:

@@ -49,8 +49,8 @@ CASES = [
      "early_stopping_can_trigger", "warning", "callbacks.early_stopping.patience"),
     (["trainer=ddp_cpu", "+callbacks.bsf._target_=lightning.pytorch.callbacks.BatchSizeFinder"],
      "batch_size_finder_without_ddp", "error", "callbacks.bsf"),
-    (["data=image_folder", "data.root=/data/photos", "data.test_root=/data/photos/"],
-     "fixed_splits_differ_from_training_folder", "error", "data.test_root"),
+    (["data=image_folder", "data.source.root=/data/photos", "data.source.test_root=/data/photos/"],
+     "fixed_splits_differ_from_training_folder", "error", "data.source.test_root"),
     (["data.augmentation.ops=[hflip]"], "label_preserving_augmentation", "warning",
      "data.augmentation.ops"),
     (["data.augmentation.ops=[{rotate:{degrees:180}}]"], "label_preserving_augmentation",
@@ -128,8 +128,8 @@ def test_warnings_are_logged_once_and_lint_false_switches_everything_off(caplog)
 
 
 def test_an_error_stops_train_before_any_data_or_fit(make_cfg):
-    cfg = make_cfg("monitor.metric=val/acc", "data=csv", "data.path=/nonexistent.csv",
-                   "data.target=y")  # fmt: skip
+    cfg = make_cfg("monitor.metric=val/acc", "data=csv", "data.source.path=/nonexistent.csv",
+                   "data.source.target=y")  # fmt: skip
     with pytest.raises(ConfigError, match=r"monitor.mode.*Set monitor.mode=max"):
         train(cfg)  # the missing CSV would fail at load time: the linter came first
     assert not Path(cfg.paths.output_dir).exists()

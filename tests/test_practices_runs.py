@@ -149,8 +149,8 @@ def test_refit_with_kfold_is_refused_before_training(make_cfg):
 
 
 def test_kfold_eval_predicts_with_the_mean_of_the_folds(make_cfg, tmp_path, table_csv, capsys):
-    cfg = make_cfg("data=csv", f"data.path={table_csv}", "data.target=kind", *MLP,
-                   "data.features=[a,b,colour]", "data/split=stratified_kfold", "data.split.k=2",
+    cfg = make_cfg("data=csv", f"data.source.path={table_csv}", "data.source.target=kind", *MLP,
+                   "data.source.features=[a,b,colour]", "data/split=stratified_kfold", "data.split.k=2",
                    "trainer.max_epochs=1")  # fmt: skip
     train(cfg)
     run_dir = tmp_path / "run"

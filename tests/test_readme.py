@@ -38,7 +38,7 @@ SCALE = ["++trainer.max_epochs=1", "++trainer.limit_train_batches=2", "++trainer
 
 # Run, but composed only, and why (the key that marks them).
 COMPOSE_ONLY = {
-    "data.download=true": "needs the network",
+    "data.source.download=true": "needs the network",
     "trainer=ddp": "needs GPUs",
     "hydra/launcher=slurm": "needs a SLURM cluster",
     "trainer=ddp_cpu": "spawns 2 processes (run by tests/test_distributed.py)",
@@ -46,7 +46,7 @@ COMPOSE_ONLY = {
 }
 # README placeholders a user fills in, and what the workspace fills in.
 PLACEHOLDERS = {
-    "...": "data=image_folder data.root=photos/train model=finetune "
+    "...": "data=image_folder data.source.root=photos/train model=finetune "
     "model.net.backbone.weights=models/resnet18.pth",
     "<run dir>": "<run_dir>",
 }
@@ -284,7 +284,9 @@ def run_eval(command: Command, workspace: Path, monkeypatch) -> None:
     from dlrecipe.eval import evaluate
 
     args = overrides(command)
-    table = "predict.input=new_rows.csv" in args or any(a.startswith("data.path=") for a in args)
+    table = "predict.input=new_rows.csv" in args or any(
+        a.startswith("data.source.path=") for a in args
+    )
     ckpt = best_ckpt(run_of("table" if table else "default"))
     args = [f"ckpt_path={ckpt}" if a == "ckpt_path=<ckpt>" else a for a in args]
     out = run_dir_for("eval")

@@ -81,7 +81,7 @@ def test_recipes_pass_the_config_tests_and_train_to_a_sensible_score(recipes, ma
     test_config_groups.test_model_options_instantiate(make_cfg, "linear")
 
     penguins_csv(tmp_path / "penguins.csv")
-    command = "data=penguins data.path=penguins.csv model=linear"  # the README's, verbatim
+    command = "data=penguins data.source.path=penguins.csv model=linear"  # the README's, verbatim
     cfg = make_cfg(*command.split(), "report.enabled=false", quick=False)
     train(cfg)
     summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())

@@ -219,9 +219,9 @@ def test_reports_are_off_in_sweep_trials_unless_asked(make_cfg):
     plain = RunSummary("run", "multiclass", "acc")
     fold = RunSummary("run", "multiclass", "acc", fold="fold0")
     assert report_wanted(make_cfg(), plain) and not report_wanted(make_cfg(), fold)
-    trial = make_cfg("optuna.trial_number=3")
+    trial = make_cfg("+optuna.trial_number=3")
     assert not report_wanted(trial, plain)
     assert report_wanted(
-        make_cfg("optuna.trial_number=3", "report.in_trials_and_folds=true"), plain
+        make_cfg("+optuna.trial_number=3", "report.in_trials_and_folds=true"), plain
     )
     assert not report_wanted(make_cfg("report.enabled=false"), plain)

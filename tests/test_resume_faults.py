@@ -181,19 +181,19 @@ def test_resume_refuses_what_is_not_a_run_and_writes_nothing(tmp_path, capsys, m
 
 def test_a_mistake_refused_at_once_leaves_no_run_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    args = ["data=csv", "data.path=missing.csv", "data.target=y", "model=mlp"]
+    args = ["data=csv", "data.source.path=missing.csv", "data.source.target=y", "model=mlp"]
     assert cli(*args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "data.path" in err[0]
+    assert len(err) == 1 and "data.source.path" in err[0]
     assert list(tmp_path.iterdir()) == []  # no outputs/<task>/<date>/<time>/ orphan
 
 
 def test_a_failed_run_keeps_the_reason_in_its_directory(tmp_path):
     # An explicit hydra.run.dir may be the user's own folder: kept, with the reason in it.
     run = tmp_path / "run"
-    assert cli("data=csv", "data.path=missing.csv", "data.target=y", "model=mlp", f"hydra.run.dir={run}") == 2  # fmt: skip
+    assert cli("data=csv", "data.source.path=missing.csv", "data.source.target=y", "model=mlp", f"hydra.run.dir={run}") == 2  # fmt: skip
     (reason,) = (run / "error.txt").read_text().splitlines()
-    assert "data.path" in reason and "missing.csv" in reason
+    assert "data.source.path" in reason and "missing.csv" in reason
     assert reason in (run / "train.log").read_text()
 
 

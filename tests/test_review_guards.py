@@ -33,7 +33,11 @@ def test_holdout_keeps_groups_on_one_side(make_cfg, table_csv):
     frame.to_csv(path, index=False)
     datamodule = build_data(
         make_cfg(
-            "data=csv", f"data.path={path}", "data.target=label", "data.groups=patient", "model=mlp"
+            "data=csv",
+            f"data.source.path={path}",
+            "data.source.target=label",
+            "data.source.groups=patient",
+            "model=mlp",
         )
     )
     fold, groups = datamodule.fold, datamodule.data.groups
@@ -49,9 +53,9 @@ def test_groups_with_a_splitter_that_ignores_them(make_cfg, table_csv):
         train(
             make_cfg(
                 "data=csv",
-                f"data.path={path}",
-                "data.target=label",
-                "data.groups=patient",
+                f"data.source.path={path}",
+                "data.source.target=label",
+                "data.source.groups=patient",
                 "model=mlp",
                 "data/split=kfold",
             )
@@ -108,10 +112,10 @@ def test_predict_refuses_missing_feature_columns(make_cfg, table_csv, tmp_path):
 
     cfg = make_cfg(
         "data=csv",
-        f"data.path={table_csv}",
-        "data.target=kind",
+        f"data.source.path={table_csv}",
+        "data.source.target=kind",
         "model=mlp",
-        "data.features=[a,b,colour]",
+        "data.source.features=[a,b,colour]",
     )
     train(cfg)
     import json

@@ -129,8 +129,8 @@ def test_curriculum_difficulty_from_a_csv_column(make_cfg, table_csv):
     import pandas as pd
 
     frame = pd.read_csv(table_csv)
-    cfg = make_cfg("data=csv", f"data.path={table_csv}", "data.target=label", "model=mlp",
-                   "data.features=[a,b,colour]", "trainer.max_epochs=2", "data.batch_size=8")  # fmt: skip
+    cfg = make_cfg("data=csv", f"data.source.path={table_csv}", "data.source.target=label", "model=mlp",
+                   "data.source.features=[a,b,colour]", "trainer.max_epochs=2", "data.batch_size=8")  # fmt: skip
     curriculum = Curriculum("column:value", pacing="linear", start_frac=0.5, full_at_epoch=1)
     fed, datamodule, _ = _fit(cfg, curriculum)
     np.testing.assert_array_equal(curriculum.scores, frame["value"].to_numpy())

@@ -36,7 +36,7 @@ def price_csv(tmp_path: Path) -> Path:
 
 
 def _price_cfg(make_cfg, price_csv, *overrides, out="run"):
-    return make_cfg("data=csv", f"data.path={price_csv}", "data.target=price", "model=mlp",
+    return make_cfg("data=csv", f"data.source.path={price_csv}", "data.source.target=price", "model=mlp",
                     "trainer.max_epochs=30", f"paths.output_dir={price_csv.parent / out}",
                     *overrides)  # fmt: skip
 

@@ -75,7 +75,7 @@ def test_a_toy_multilabel_task_trains_tests_and_predicts_through_dlrecipe_train(
     run = tmp_path / "run"
     cfg = make_cfg(
         "model=mlp", "data=synthetic", "data.source._target_=tests.toy_multilabel.load_multilabel",
-        "data.samples=400", "data.shape=[5]", "data.num_classes=3", "data.noise=0.2",
+        "data.source.samples=400", "data.source.shape=[5]", "data.source.num_classes=3", "data.source.noise=0.2",
         "data.batch_size=32", "model.net.hidden=[16]", "model.optimizer.lr=0.03",
         "optimized_metric=val/label_acc", "report.enabled=false",
         run_dir=run,

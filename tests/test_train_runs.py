@@ -50,8 +50,8 @@ def test_each_bundled_experiment_trains_and_reports(make_cfg, experiment, task, 
 
 def test_csv_regression_and_classification(make_cfg, table_csv):
     for target, task in (("value", "regression"), ("label", "binary"), ("kind", "multiclass")):
-        cfg = make_cfg("data=csv", f"data.path={table_csv}", f"data.target={target}", "model=mlp",
-                       "data.features=[a,b,colour]", "data.split.stratify=false",
+        cfg = make_cfg("data=csv", f"data.source.path={table_csv}", f"data.source.target={target}", "model=mlp",
+                       "data.source.features=[a,b,colour]", "data.split.stratify=false",
                        f"paths.output_dir={table_csv.parent}/run_{target}")  # fmt: skip
         train(cfg)
         summary = _summary(cfg)
@@ -59,7 +59,7 @@ def test_csv_regression_and_classification(make_cfg, table_csv):
 
 
 def test_image_folder_trains_a_cnn(make_cfg, image_dir):
-    cfg = make_cfg("data=image_folder", f"data.root={image_dir}", "data.num_workers=0",
+    cfg = make_cfg("data=image_folder", f"data.source.root={image_dir}", "data.num_workers=0",
                    "model.net.channels=[8,16]", "trainer.max_epochs=10", "data.batch_size=8")  # fmt: skip
     train(cfg)
     summary = _summary(cfg)
@@ -98,8 +98,8 @@ def test_eval_uses_the_checkpoints_own_config_when_the_run_dir_is_gone(make_cfg,
 
 
 def test_predict_writes_one_row_per_csv_row(make_cfg, tmp_path, table_csv):
-    cfg = make_cfg("data=csv", f"data.path={table_csv}", "data.target=kind", "model=mlp",
-                   "data.features=[a,b,colour]")  # fmt: skip
+    cfg = make_cfg("data=csv", f"data.source.path={table_csv}", "data.source.target=kind", "model=mlp",
+                   "data.source.features=[a,b,colour]")  # fmt: skip
     train(cfg)
     ckpt, _ = _best_ckpt(cfg)
     new_rows = pd.read_csv(table_csv).head(17)
@@ -116,7 +116,7 @@ def test_predict_writes_one_row_per_csv_row(make_cfg, tmp_path, table_csv):
 
 
 def test_predict_writes_one_row_per_image(make_cfg, tmp_path, image_dir):
-    cfg = make_cfg("data=image_folder", f"data.root={image_dir}", "data.num_workers=0",
+    cfg = make_cfg("data=image_folder", f"data.source.root={image_dir}", "data.num_workers=0",
                    "model.net.channels=[8]")  # fmt: skip
     train(cfg)
     ckpt, _ = _best_ckpt(cfg)

@@ -254,11 +254,15 @@ def test_write_paths_stay_inside_the_run_and_downloads_are_off():
     stored = _stored()
     stored["callbacks"] = {"ckpt": {"_target_": "lightning.pytorch.callbacks.ModelCheckpoint",
                                     "dirpath": "/runs/then/checkpoints"}}  # fmt: skip
-    stored["data"] = {"dir": "/old/data", "download": True}
+    stored["data"] = {"source": {"dir": "/old/data", "download": True}}
     stored["optuna"] = {"storage": "/home/me/study.journal", "trial_id": 3}
     cfg = trusted_config(stored, "f", PATHS, trusted=[])
     assert cfg.callbacks.ckpt.dirpath == str(Path("/runs/now/checkpoints").resolve())
-    assert cfg.data.download is False and cfg.data.dir == "data" and cfg.paths.data_dir == "data"
+    assert (
+        cfg.data.source.download is False
+        and cfg.data.source.dir == "data"
+        and cfg.paths.data_dir == "data"
+    )
     assert cfg.optuna.storage is None and cfg.optuna.trial_id is None
     stored["callbacks"]["ckpt"]["dirpath"] = "/home/me/.ssh"  # brought inside, never written there
     cfg = trusted_config(stored, "f", PATHS, trusted=[])

@@ -1,7 +1,7 @@
 """A toy multi-label task in one file: the Task seam's proof that a new kind of target needs no
 edit to dlrecipe (tests/test_task_seam.py trains it through dlrecipe.train).
 
-    python -m dlrecipe.train model=mlp data=synthetic data.source._target_=tests.toy_multilabel.load_multilabel data.shape=[6] data.num_classes=3
+    python -m dlrecipe.train model=mlp data=synthetic data.source._target_=tests.toy_multilabel.load_multilabel data.source.shape=[6] data.source.num_classes=3
 
 Each sample has several 0/1 labels at once (label k: feature k is positive). Importing this
 module registers the task; the source names it in its SourceData.

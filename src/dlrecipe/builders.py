@@ -9,6 +9,8 @@ when there is none.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from dlrecipe.csv_logs import keeps_earlier_metrics
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import ConfigError, unwrap_instantiation
+from dlrecipe.models.backbones import net_factory
 from dlrecipe.models.module import LitModel
 from dlrecipe.models.optim import rescale_lr
 
@@ -71,6 +74,11 @@ def _open_node() -> DictConfig:
 # Lightning Trainer flag can be set as trainer.<flag>=... without a leading +; check_trainer_keys
 # then refuses names the Trainer does not take.
 ConfigStore.instance().store(group="trainer", name="any_lightning_flag", node=_open_node())
+# The same for the model and data nodes (conf/model/default.yaml, conf/data/default.yaml): a
+# knob that keeps its code default (LitModel's, the net's, the source's) is not in the YAML, yet
+# model.<key>=... / data.source.<key>=... set it without a +; check_arguments refuses typos.
+for _group in ("model", "data"):
+    ConfigStore.instance().store(group=_group, name="any_argument", node=_open_node())
 
 TRAINER_TARGETS = ("lightning.pytorch.Trainer", "pytorch_lightning.Trainer", "lightning.Trainer")
 
@@ -94,14 +102,52 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
 
 # An example value for each required (???) data key, for the message when one is left out.
 REQUIRED_EXAMPLES = {
-    "data.path": "data.path=my_table.csv",
-    "data.target": "data.target=<the column to predict>",
-    "data.root": "data.root=<a folder of class sub-folders>",
+    "data.source.path": "data.source.path=my_table.csv",
+    "data.source.target": "data.source.target=<the column to predict>",
+    "data.source.root": "data.source.root=<a folder of class sub-folders>",
 }
 
 
+def _signature(target: str) -> inspect.Signature | None:
+    """The signature of a _target_, None when it takes **kwargs or cannot be inspected."""
+    from hydra.utils import get_object
+
+    try:
+        sig = inspect.signature(get_object(target))
+    except Exception:  # not importable / a builtin: instantiate says so in its own words
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return sig
+
+
+def check_arguments(node: Any, where: str) -> None:
+    """Each key of every `_target_` node under `where` is an argument of that target.
+
+    The model and data nodes are open (any key is accepted without a +) so that code defaults
+    need no YAML line; a misspelt key fails here, before any data is loaded, naming the key.
+    """
+    if not isinstance(node, DictConfig):
+        return
+    target = node.get("_target_") if "_target_" in node else None
+    sig = _signature(str(target)) if isinstance(target, str) else None
+    for key in node:
+        key = str(key)
+        if sig is not None and not key.startswith("_") and key not in sig.parameters:
+            known = [k for k in sig.parameters if k != "self"]
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {where}.{close[0]}? " if close else ""
+            raise ConfigError(
+                f"{where}.{key} is not an argument of {target}; {hint}(it takes {', '.join(known)})"
+            )
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            check_arguments(child, f"{where}.{key}")
+
+
 def build_data(cfg: DictConfig) -> DataModule:
-    missing = sorted(OmegaConf.missing_keys(cfg.data))  # e.g. data=csv without data.path
+    check_arguments(cfg.data, "data")
+    missing = sorted(OmegaConf.missing_keys(cfg.data))  # e.g. data=csv without data.source.path
     if missing:
         fixes = " ".join(REQUIRED_EXAMPLES.get(k, f"{k}=<value>") for k in missing)
         raise ConfigError(f"{' and '.join(missing)} must be given for this data set: add {fixes}")
@@ -114,7 +160,10 @@ def effective_batch_size(cfg: DictConfig) -> int:
 
 
 def build_model(cfg: DictConfig, info: DataInfo) -> LitModel:
-    model = instantiate(cfg.model, info=info.to_dict(), _convert_="all")
+    check_arguments(cfg.model, "model")
+    # The net's pretrained backbone (files, hub, earlier runs) is resolved above models/nets/.
+    net = net_factory(cfg.model.net)
+    model = instantiate(cfg.model, info=info.to_dict(), net=net, _convert_="all")
     scaling = cfg.get("lr_scaling") or {}
     model.optimizer_factory = rescale_lr(
         model.optimizer_factory, effective_batch_size(cfg), int(scaling.get("base_batch_size", 64)),
@@ -166,9 +215,6 @@ def check_devices(trainer: DictConfig) -> None:
 
 def check_trainer_keys(trainer: DictConfig) -> None:
     """A trainer.<key> that Lightning's Trainer does not take fails now, naming the key."""
-    import difflib
-    import inspect
-
     if trainer.get("_target_") not in TRAINER_TARGETS:
         return  # someone else's Trainer: its own signature decides
     known = set(inspect.signature(pl.Trainer).parameters)

@@ -9,6 +9,8 @@ made at build time by setup.py), so a non-editable install works from any direct
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
 from pathlib import Path
@@ -92,3 +94,46 @@ def key_comments(path: Path, package: str) -> dict[str, str]:
             dotted = ".".join([*([package] if package else []), *(k for _, k in stack)])
             comments[dotted] = comment
     return comments
+
+
+# The DataModule's own arguments (data/datamodule.py; tests/test_config_contract.py keeps the two
+# in step). Any other data.<key> of a run stored before source arguments moved to data.source.*
+# is one of its source's arguments.
+DATAMODULE_KEYS = frozenset({
+    "_target_", "source", "split", "normalization", "augmentation", "batch_size", "eval_batch_size",
+    "num_workers", "seed", "fast_path", "classes", "similar_to_pretraining", "target_scaling",
+})  # fmt: skip
+
+
+def upgrade_layout(config: dict) -> dict:
+    """A stored run config in today's layout: data.<source arg> (before 2026-12) -> data.source.<arg>.
+
+    Checkpoints and run directories written earlier still evaluate, resume their weights and
+    serve as backbones; the renamed keys are listed in the README ("Renamed keys").
+    """
+    data = config.get("data")
+    if isinstance(data, dict) and isinstance(data.get("source"), dict):
+        for key in [k for k in data if k not in DATAMODULE_KEYS]:
+            value = data.pop(key)
+            if isinstance(value, str) and value.startswith(
+                "${."
+            ):  # ${.num_workers}: one level up now
+                value = "${." + value[2:]
+            data["source"].setdefault(key, value)
+    return config
+
+
+@functools.lru_cache(maxsize=64)
+def code_defaults(target: str) -> dict:
+    """{argument: default} of a `_target_` (a class or function path); {} when it cannot be read.
+
+    The YAML sets only what differs from these, so whoever reads a config for what a run will
+    build (the linter) looks here for a key the YAML leaves out.
+    """
+    from hydra.utils import get_object
+
+    try:
+        parameters = inspect.signature(get_object(target)).parameters
+    except Exception:  # not importable here, or a builtin without a signature
+        return {}
+    return {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty}

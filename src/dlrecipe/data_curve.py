@@ -62,7 +62,7 @@ def check_settings(settings: DictConfig | None) -> tuple[list[float], int, bool]
 
 
 def train_subset(datamodule: DataModule, fraction: float, seed: int) -> np.ndarray:
-    """`fraction` of the fold's training part: stratified by class, whole groups with data.groups."""
+    """`fraction` of the fold's training part: stratified by class, whole groups with data.source.groups."""
     data, train = datamodule.data, datamodule.fold.train
     if fraction >= 1.0:
         return train

@@ -170,13 +170,13 @@ def _libraries(err: BaseException, argv: Sequence[str]) -> str | None:
     if isinstance(err, pd.errors.EmptyDataError | pd.errors.ParserError):
         return (
             f"a CSV file cannot be read ({one_line(str(err))}); check the file given as "
-            "data.path (or predict.input): one header row, comma-separated"
+            "data.source.path (or predict.input): one header row, comma-separated"
         )
     origin = _raised_in(err)
     if origin.startswith("PIL.") and isinstance(err, OSError | SyntaxError | ValueError):
         return (
             f"an image cannot be read ({one_line(str(err))}); remove or replace that file under "
-            "data.root (or predict.input)"
+            "data.source.root (or predict.input)"
         )
     if origin.startswith("sklearn.model_selection") and isinstance(err, ValueError):
         return (

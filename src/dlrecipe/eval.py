@@ -2,7 +2,7 @@
 
     python -m dlrecipe.eval ckpt_path=outputs/train/<date>/<time>/checkpoints/best-epoch013.ckpt
     python -m dlrecipe.eval ckpt_path=<ckpt> predict.input=new_rows.csv   # -> predictions.csv
-    python -m dlrecipe.eval ckpt_path=<ckpt> data.path=moved/table.csv    # the data moved since
+    python -m dlrecipe.eval ckpt_path=<ckpt> data.source.path=moved/table.csv    # the data moved since
     python -m dlrecipe.eval ckpt_path=<K-fold run dir> predict.input=...   # the fold ensemble
 
 The run's own config (its .hydra/config.yaml, or the copy inside the checkpoint) rebuilds the
@@ -39,7 +39,7 @@ def restore(
 ) -> tuple[DictConfig, DataModule, LitModel]:
     """The run that wrote a checkpoint, rebuilt: its config, its data pipeline, its weights.
 
-    `data` re-points the run's data (keys path / root) when it moved since the run.
+    `data` re-points the run's data (keys source.path / source.root) when it moved since the run.
     """
     checkpoint = load_checkpoint(ckpt_path)
     warn_versions(checkpoint, ckpt_path)  # torch / Lightning moved since training: one line
@@ -61,23 +61,27 @@ def restore(
 
 
 def repoint_data(run_cfg: DictConfig, data: DictConfig | None) -> None:
-    """Apply eval's data.path / data.root; refuse a stored data location that is gone."""
+    """Apply eval's data.source.path / data.source.root; refuse a stored data location that is gone."""
+    given = (data or {}).get("source") or {}
+    source = run_cfg.data.get("source") or {}
     for key in DATA_LOCATIONS:
-        new = (data or {}).get(key)
+        new = given.get(key)
         if new is not None:
-            if key not in run_cfg.data:
+            if key not in source:
                 raise ConfigError(
-                    f"data.{key}={new!r}: the run's data has no {key} "
-                    f"(it re-points data=csv by data.path, data=image_folder by data.root)"
+                    f"data.source.{key}={new!r}: the run's data has no {key} "
+                    f"(it re-points data=csv by data.source.path, data=image_folder by data.source.root)"
                 )
             if not Path(str(new)).expanduser().exists():
-                raise ConfigError(f"data.{key}={new!r} does not exist; point it at the run's data")
-            run_cfg.data[key] = str(new)
-        stored = run_cfg.data.get(key) if key in run_cfg.data else None
+                raise ConfigError(
+                    f"data.source.{key}={new!r} does not exist; point it at the run's data"
+                )
+            source[key] = str(new)
+        stored = source.get(key) if key in source else None
         if isinstance(stored, str) and not Path(stored).expanduser().exists():
             raise ConfigError(
-                f"data.{key}={stored!r}, the training data of this run, is not there any more; "
-                f"give eval its new place with data.{key}=<where it is now>"
+                f"data.source.{key}={stored!r}, the training data of this run, is not there any more; "
+                f"give eval its new place with data.source.{key}=<where it is now>"
             )
 
 

@@ -1,6 +1,6 @@
 """A failed run says why in its own directory; a mistake caught before it started leaves none.
 
-    python -m dlrecipe.train data=csv data.path=missing.csv data.target=y model=mlp   # no dir left
+    python -m dlrecipe.train data=csv data.source.path=missing.csv data.source.target=y model=mlp   # no dir left
 
 Hydra creates the run directory (with .hydra/ and an empty train.log) before dlrecipe reads a
 single key, so a mistyped override used to leave an orphan directory that never said what went

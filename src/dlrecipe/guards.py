@@ -1,6 +1,6 @@
 """Runs whose result would be garbage: refused before training, or stopped when the loss diverges.
 
-    python -m dlrecipe.train data=csv data.path=t.csv data.target=y model=mlp model.optimizer.lr=1e30   # exit 3
+    python -m dlrecipe.train data=csv data.source.path=t.csv data.source.target=y model=mlp model.optimizer.lr=1e30   # exit 3
 
 `trainer.max_epochs=0` (or a negative / fractional count) would report an untrained model's
 metrics as the result: refused as a ConfigError (exit 2). A training loss that becomes NaN or

@@ -98,7 +98,9 @@ def _recorder(model: Any, seen: list[tuple[float, float]], facts: dict[str, int]
         groups = trainer.optimizers[0].param_groups
         seen.append((float(groups[0]["lr"]), float(loss)))
         # what the test trains: the head alone for model=finetune (the backbone stays frozen)
-        facts["trained_parameters"] = sum(p.numel() for g in groups for p in g["params"])
+        facts["trained_parameters"] = sum(
+            p.numel() for g in groups for p in g["params"] if p.requires_grad
+        )  # fine-tuning's later stages wait in the optimizer, frozen
 
     return on_train_batch_end
 

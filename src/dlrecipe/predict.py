@@ -78,7 +78,7 @@ def read_inputs(
 
 
 def _read_rows(path: Path, source: str) -> pd.DataFrame:
-    """The new rows; an empty or unparsable file is named as predict.input, not data.path."""
+    """The new rows; an empty or unparsable file is named as predict.input, not data.source.path."""
     try:
         frame = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:

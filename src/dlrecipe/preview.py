@@ -1,7 +1,7 @@
 """Preview augmentation: a PNG grid of training samples and augmented versions of them.
 
     python -m dlrecipe.preview data=digits data/augmentation=strong
-    python -m dlrecipe.preview data=image_folder data.root=photos 'data.augmentation.ops=[hflip,rotate]'
+    python -m dlrecipe.preview data=image_folder data.source.root=photos 'data.augmentation.ops=[hflip,rotate]'
 
 Composed from the same conf/ as training, so every data override works. The grid is written
 to outputs/preview/<date>/<time>/augmentation_preview.png.

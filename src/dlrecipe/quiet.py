@@ -91,7 +91,13 @@ def log_every_n_steps(configured: int, datamodule: Any) -> int:
 
 class ModelSummaryOnce(RichModelSummary):
     """RichModelSummary for the first fit of a process only, without the FLOPs column when
-    nothing was counted (FLOPs need an example input: every row would read 0)."""
+    nothing was counted (FLOPs need an example input: every row would read 0).
+
+    max_depth=2: the layers of the net and their parameter counts, not every sub-module.
+    """
+
+    def __init__(self, max_depth: int = 2, **kwargs: Any) -> None:
+        super().__init__(max_depth=max_depth, **kwargs)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         global _summary_shown

@@ -2,7 +2,7 @@
 
     python -m dlrecipe.train                                   # digits CNN, the default experiment
     python -m dlrecipe.train experiment=wine_mlp trainer.max_epochs=5
-    python -m dlrecipe.train data=csv data.path=my.csv data.target=label
+    python -m dlrecipe.train data=csv data.source.path=my.csv data.source.target=label
     python -m dlrecipe.train experiment=wine_mlp data/split=stratified_kfold   # one fit per fold
     python -m dlrecipe.train debug=fdr                         # one batch of everything, no files
 

@@ -36,7 +36,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dlrecipe.configs import conf_dir
+from dlrecipe.configs import conf_dir, upgrade_layout
 from dlrecipe.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def _checked(
     trusted: Iterable[str] | None,
 ) -> DictConfig:
     extra = _extra_targets.get() if trusted is None else frozenset(trusted)
-    config = _plain(stored, source)
+    config = upgrade_layout(_plain(stored, source))  # a run stored before data.source.*
     old_paths = config.get("paths") if isinstance(config.get("paths"), dict) else {}
     current = {k: (None if v is None else str(v)) for k, v in dict(paths).items()}
     config["paths"] = current

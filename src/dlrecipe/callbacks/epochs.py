@@ -14,7 +14,24 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class OneBasedModelCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint whose `{epoch}` in `filename` is the 1-based epoch number."""
+    """ModelCheckpoint whose `{epoch}` in `filename` is the 1-based epoch number.
+
+    Defaults that conf/callbacks/model_checkpoint.yaml no longer repeats: `filename`
+    best-epoch{epoch:03d} (best-epoch014 is the summary's "best epoch 14"; the metric name has a
+    "/", so it stays out of the file name) with `auto_insert_metric_name` off; Lightning's own
+    save_top_k=1 (keep the best: test and eval use it) and no save_last (last.ckpt is
+    callbacks.last_checkpoint's: Lightning's save_last lags at the best).
+    """
+
+    def __init__(
+        self,
+        filename: str = "best-epoch{epoch:03d}",
+        auto_insert_metric_name: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            filename=filename, auto_insert_metric_name=auto_insert_metric_name, **kwargs
+        )
 
     def format_checkpoint_name(self, metrics: dict[str, Any], *args: Any, **kwargs: Any) -> str:
         if "epoch" in metrics:

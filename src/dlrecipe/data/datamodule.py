@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -33,7 +32,7 @@ from dlrecipe.data.loaders import (
     to_float,
 )
 from dlrecipe.data.normalization import Standardize, TargetScaling
-from dlrecipe.data.sources.base import SourceData, refuse_shadowed_parameters, select_classes
+from dlrecipe.data.sources.base import SourceData, select_classes
 from dlrecipe.data.splits import Fold, HoldoutSplit
 from dlrecipe.errors import ConfigError
 
@@ -41,11 +40,25 @@ log = logging.getLogger(__name__)
 
 
 class DataModule(pl.LightningDataModule):
+    """One data set's pipeline (conf/data/default.yaml; a data set's file sets `source`, the
+    loader with its arguments data.source.*). Arguments the YAML leaves at these defaults, set
+    with data.<arg>=...:
+
+    eval_batch_size=512: evaluation has no gradients, so bigger batches are just faster.
+    num_workers=0: in-memory batches are tensor slices, workers would only add overhead (folders
+    read lazily want some). classes=None: e.g. [5,6,7,8,9] keeps only these classes, relabelled
+    in this order. similar_to_pretraining=False: do the images look like a backbone's
+    pretraining photos? (model/finetuning=auto reads it; cifar10 and image_folder say true).
+    target_scaling=standardize: regression learns (y - mean) / std of the train split, metrics
+    in y's units; none = raw y. fast_path=True: in-memory tensors are batched by slicing; False
+    serves the same batches through a torch DataLoader (the equivalence tests pass it).
+    """
+
     def __init__(
         self,
-        source: Callable[..., SourceData],
-        split: HoldoutSplit,
-        normalization: Standardize | Any,
+        source: Callable[[], SourceData],
+        split: HoldoutSplit | None = None,
+        normalization: Standardize | Any = None,
         augmentation: Augmentation | None = None,
         batch_size: int = 64,
         eval_batch_size: int = 512,
@@ -53,9 +66,8 @@ class DataModule(pl.LightningDataModule):
         seed: int = 0,
         fast_path: bool = True,
         classes: list | None = None,
-        similar_to_pretraining: bool = True,
+        similar_to_pretraining: bool = False,
         target_scaling: str = "standardize",
-        **source_args: Any,
     ):
         super().__init__()
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -63,8 +75,10 @@ class DataModule(pl.LightningDataModule):
                 raise ConfigError(f"data.{key}={value!r} must be a positive integer (e.g. 64)")
         if num_workers < 0:
             raise ConfigError(f"data.num_workers={num_workers} must be >= 0")
-        refuse_shadowed_parameters(source, inspect.signature(DataModule.__init__).parameters)
-        self.source, self.source_args = source, source_args
+        # data.source: the loader with its own arguments (data.source.*), a partial called once.
+        self.source = source
+        split = split if split is not None else HoldoutSplit(seed=seed)
+        normalization = normalization if normalization is not None else Standardize()
         self.split, self.normalization = split, normalization
         self.augmentation = augmentation or Augmentation()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -89,14 +103,19 @@ class DataModule(pl.LightningDataModule):
         self._folds: list[Fold] | None = None
         self._restored_test: np.ndarray | None = None
 
+    @property
+    def source_args(self) -> dict[str, Any]:
+        """The source's arguments as configured (data.source.*), e.g. the CSV's path."""
+        return dict(getattr(self.source, "keywords", None) or {})
+
     # -- what the data knows ---------------------------------------------------------------
     @property
     def data(self) -> SourceData:
         if self._data is None:
             try:
-                self._data = self.source(**self.source_args)
-            except TypeError as err:  # an override the source does not take, e.g. data.pth=
-                raise ConfigError(f"data: {err}. Check the data.* keys of this data set.") from err
+                self._data = self.source()
+            except TypeError as err:  # an override the source does not take, e.g. data.source.pth=
+                raise ConfigError(f"data.source: {err}. Check the data.source.* keys.") from err
             if self.classes is not None:
                 self._data = select_classes(self._data, self.classes)
             for note in self._data.notes:  # what loading changed; summary.json repeats them

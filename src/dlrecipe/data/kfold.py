@@ -85,11 +85,11 @@ class KFoldSplit:
             )
         if data.groups is not None and not self.uses_groups:
             raise ConfigError(
-                "data.groups is set but this splitter ignores groups, so a group could land on "
+                "data.source.groups is set but this splitter ignores groups, so a group could land on "
                 "both sides; use data/split=group_kfold"
             )
         if data.val_indices is not None:
-            raise ConfigError("K-fold makes its own validation folds; drop data.val_root")
+            raise ConfigError("K-fold makes its own validation folds; drop data.source.val_root")
         labels = data.targets.numpy()
         groups = self._groups(data)
         stratify = self.stratified and has_classes
@@ -97,7 +97,7 @@ class KFoldSplit:
         if self.test == "folds":
             if data.test_indices is not None:
                 raise ConfigError(
-                    "data.split.test=folds makes each fold's test set; drop data.test_root or "
+                    "data.split.test=folds makes each fold's test set; drop data.source.test_root or "
                     "use data.split.test=fixed"
                 )
             rest, test = everything, None
@@ -136,7 +136,7 @@ class KFoldSplit:
         groups = data.groups if self.groups is None else _read_groups(self.groups)
         if groups is None:
             raise ConfigError(
-                "group K-fold needs a group per sample: data.groups=<column> for a CSV, or "
+                "group K-fold needs a group per sample: data.source.groups=<column> for a CSV, or "
                 "data.split.groups=<file.npy|file.csv> / a list with one id per sample"
             )
         groups = np.asarray(groups)

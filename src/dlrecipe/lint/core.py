@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from dlrecipe.configs import code_defaults
 from dlrecipe.errors import ConfigError
 
 log = logging.getLogger("dlrecipe.lint")
@@ -47,13 +48,25 @@ def error(key: str, message: str) -> Finding:
     return Finding("error", key, message)
 
 
+_ABSENT = object()
+
+
 def get(cfg: DictConfig, key: str, default: Any = None) -> Any:
-    """The value at a dotted key, `default` when absent or unresolvable (a rule never crashes)."""
+    """The value at a dotted key, `default` when absent or unresolvable (a rule never crashes).
+
+    A key the YAML leaves out of a `_target_` node has its target's code default (the CNN's
+    batch_norm=True, not absent): rules see what the run will build.
+    """
     try:
-        value = OmegaConf.select(cfg, key, default=default, throw_on_missing=False)
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        if value is _ABSENT:
+            parent, _, name = key.rpartition(".")
+            node = OmegaConf.select(cfg, parent, default=None) if parent else None
+            if isinstance(node, DictConfig) and isinstance(node.get("_target_"), str):
+                value = code_defaults(node["_target_"]).get(name)
     except Exception:  # an interpolation that needs Hydra's runtime (hydra:...) outside a run
         return default
-    return default if value is None else value
+    return default if value is None or value is _ABSENT else value
 
 
 def target(cfg: DictConfig, key: str) -> str:

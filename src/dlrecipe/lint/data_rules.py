@@ -23,22 +23,22 @@ LR_KEYS = ("lr", "learning_rate", "max_lr")
 
 @rule
 def fixed_splits_differ_from_training_folder(cfg: DictConfig) -> list[Finding]:
-    root = get(cfg, "data.root")
+    root = get(cfg, "data.source.root")
     found = []
     for key in ("val_root", "test_root"):
-        other = get(cfg, f"data.{key}")
+        other = get(cfg, f"data.source.{key}")
         if root and other and Path(str(other)).resolve() == Path(str(root)).resolve():
             found.append(error(
-                f"data.{key}",
-                f"{other} is also data.root: every {key[:-5]} image would be a training image "
-                f"too. Point data.{key} at a separate folder, or set it to null to split data.root",
+                f"data.source.{key}",
+                f"{other} is also data.source.root: every {key[:-5]} image would be a training image "
+                f"too. Point data.source.{key} at a separate folder, or set it to null to split data.source.root",
             ))  # fmt: skip
-    val, test = get(cfg, "data.val_root"), get(cfg, "data.test_root")
+    val, test = get(cfg, "data.source.val_root"), get(cfg, "data.source.test_root")
     if val and test and Path(str(val)).resolve() == Path(str(test)).resolve():
         found.append(error(
-            "data.test_root",
-            "the same folder as data.val_root: the test set would be the one the checkpoint and "
-            "hyperparameters were selected on. Give a separate test folder or data.test_root=null",
+            "data.source.test_root",
+            "the same folder as data.source.val_root: the test set would be the one the checkpoint and "
+            "hyperparameters were selected on. Give a separate test folder or data.source.test_root=null",
         ))  # fmt: skip
     return found
 
@@ -59,9 +59,9 @@ def _op_names(cfg: DictConfig) -> list[tuple[str, dict]]:
 
 @rule
 def label_preserving_augmentation(cfg: DictConfig) -> list[Finding]:
-    # A source without data.name is known by its function: ...digits_wild.load_digits_wild.
+    # A source without data.source.name is known by its function: ...digits_wild.load_digits_wild.
     source = str(get(cfg, "data.source._target_", "")).rsplit(".", 1)[-1].removeprefix("load_")
-    if str(get(cfg, "data.name", "") or source).lower() not in ORIENTED:
+    if str(get(cfg, "data.source.name", "") or source).lower() not in ORIENTED:
         return []
     found = []
     for name, params in _op_names(cfg):

@@ -114,7 +114,7 @@ def label_smoothing_needs_cross_entropy(cfg: DictConfig) -> list[Finding]:
 @rule
 def pretrained_inputs_normalized_once(cfg: DictConfig) -> list[Finding]:
     """A pretrained backbone normalizes with its own statistics; dataset statistics on top shift them."""
-    if not get(cfg, "model.net.backbone") or not get(cfg, "model.net.normalize", False):
+    if not get(cfg, "model.net.backbone") or not get(cfg, "model.net.normalize", True):
         return []
     if target(cfg, "data.normalization").endswith("Standardize"):
         return [warning(

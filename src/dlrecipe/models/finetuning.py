@@ -4,11 +4,16 @@
     python -m dlrecipe.train experiment=digits_finetune model/finetuning=auto data.similar_to_pretraining=false
 
 Every mode is a list of stages on top of a frozen backbone: at epoch E unfreeze these blocks
-and train them at lr x lr_mult, in new optimizer parameter groups (discriminative learning
-rates; weight decay still spares biases and norms). feature_extraction has no stages, full
-unfreezes everything at epoch 0, staged is yours to write, auto picks by training-set size
-and similarity to the pretraining data. Lightning's BaseFinetuning keeps the added groups
-across a resume.
+and train them at lr x lr_mult (discriminative learning rates; weight decay still spares
+biases and norms). feature_extraction has no stages, full unfreezes everything at epoch 0,
+staged is yours to write, auto picks by training-set size and similarity to the pretraining
+data.
+
+Each stage's blocks get their own optimizer parameter groups when the optimizer is made, at
+lr x lr_mult, so the configured schedule (cosine, warm-up, plateau, one-cycle, ...) schedules
+them from the first step like any group, unpatched. Until its epoch a stage's parameters are
+frozen (requires_grad=False): they get no gradient, and torch optimizers skip a parameter
+without one, so they do not move, and their optimizer state starts at the stage.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from lightning.pytorch.callbacks import BaseFinetuning
 from torch.optim import Optimizer
 
 from dlrecipe.errors import ConfigError
-from dlrecipe.models.optim import param_groups
+from dlrecipe.models.optim import is_decayed
 
 log = logging.getLogger(__name__)
 MODES = ("feature_extraction", "staged", "full", "auto")
@@ -70,6 +75,8 @@ class Finetuning(BaseFinetuning):
         self.plan: list[Stage] = []
         self.decision = ""
         self._late: dict[int, torch.nn.Parameter] = {}  # unfrozen after DDP wrapped the model
+        self._groups: int | None = None  # the optimizer's parameter groups, saved with the state
+        self._stored_groups: int | None = None  # ... and read back from a checkpoint on resume
 
     # -- the plan ---------------------------------------------------------------------------
     def make_plan(
@@ -147,16 +154,29 @@ class Finetuning(BaseFinetuning):
             pl_module.to(trainer.strategy.root_device)
             cache_features(trainer.datamodule, pl_module.net, pl_module.device)
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Every group exists from configure_optimizers on, so a resume has none to re-add (what
+        BaseFinetuning.on_fit_start does). A checkpoint whose optimizer has other groups (an
+        older dlrecipe added them mid-run) cannot load into this one: say so before training."""
+        stored, self._stored_groups = self._stored_groups, None
+        have = len(trainer.optimizers[0].param_groups) if trainer.optimizers else None
+        if stored is not None and have is not None and stored != have:
+            raise ConfigError(
+                f"ckpt_path: the checkpoint's optimizer has {stored} parameter groups, this "
+                f"run's fine-tuning plan makes {have} (a checkpoint of an older dlrecipe, or "
+                "another model.finetuning); start a new run from its weights with "
+                "model.net.backbone.weights=<the .ckpt>, or resume with the same config"
+            )
+
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer) -> None:  # fmt: skip
         """DDP averages the gradients of the parameters that trained when it wrapped the model;
-        blocks unfrozen later are averaged here, in one flat all-reduce, or each rank drifts."""
+        blocks unfrozen later are averaged here, in one flat reduce, or each rank drifts."""
         if trainer.world_size == 1 or not self._late:
             return
         grads = [p.grad for p in self._late.values() if p.grad is not None]
         if grads:
             flat = torch.cat([g.reshape(-1) for g in grads])
-            torch.distributed.all_reduce(flat)
-            flat /= trainer.world_size
+            flat = trainer.strategy.reduce(flat, reduce_op="mean")
             offset = 0
             for grad in grads:
                 grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
@@ -201,55 +221,52 @@ class Finetuning(BaseFinetuning):
         for param in modules.parameters():
             param.requires_grad = False
 
+    def add_stage_groups(self, optimizer: Optimizer, net: torch.nn.Module) -> None:
+        """Called by the LightningModule's configure_optimizers, before any scheduler exists:
+        each stage's (still frozen) blocks in their own groups at the head's lr x lr_mult. The
+        schedule then treats them like the head's groups, keeping the ratio all run long."""
+        present = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        head_lr = optimizer.param_groups[0]["lr"]
+        decay = next((g["weight_decay"] for g in optimizer.param_groups if g["weight_decay"]), 0.0)
+        # By epoch: a block in two stages keeps the rate of the stage that unfreezes it first.
+        for stage in sorted(self.plan, key=lambda s: s.epoch):
+            decayed, plain = [], []  # weight decay spares biases and norms, as for the head
+            for name in stage.blocks:
+                for param in net.blocks[name].parameters():
+                    if id(param) not in present:
+                        present.add(id(param))
+                        (decayed if is_decayed(param) else plain).append(param)
+            for params, weight_decay in ((decayed, decay), (plain, 0.0)):
+                if params:
+                    optimizer.add_param_group(
+                        {"params": params, "weight_decay": weight_decay,
+                         "lr": head_lr * stage.lr_mult}
+                    )  # fmt: skip
+        self._groups = len(optimizer.param_groups)
+
     def finetune_function(
         self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer
     ) -> None:
         net = pl_module.net
-        present = {id(p) for group in optimizer.param_groups for p in group["params"]}
         for stage in self.plan:
             if stage.epoch > epoch:
                 continue
-            new, fresh = [], []  # parameters not yet in the optimizer, and their blocks
+            fresh = []  # blocks that start training now (not on a resume past their stage)
             for name in stage.blocks:
-                block_new = []
-                for param in net.blocks[name].parameters():
-                    # requires_grad also after a resume, where the groups come from the checkpoint
+                params = list(net.blocks[name].parameters())
+                if any(not p.requires_grad for p in params):
+                    fresh.append(name)
+                for param in params:
                     param.requires_grad = True
                     self._late[id(param)] = param  # frozen when DDP wrapped the model
-                    if id(param) not in present:
-                        block_new.append(param)
-                        present.add(id(param))
-                if block_new:
-                    fresh.append(name)
-                    new += block_new
-            if new:
-                self._add_groups(
-                    pl_module, optimizer, new, Stage(stage.epoch, tuple(fresh), stage.lr_mult)
+            if fresh and pl_module.trainer.is_global_zero:
+                n = sum(p.numel() for name in fresh for p in net.blocks[name].parameters())
+                lr = optimizer.param_groups[0]["lr"] * stage.lr_mult  # the head's rate now
+                _say(
+                    f"finetuning, epoch {stage.epoch}: unfroze {', '.join(fresh)} "
+                    f"({n:,} parameters) at lr {lr:.3g} (x{stage.lr_mult:g} the head's)"
                 )
         net.train(net.training)
-        _align_schedulers(pl_module.trainer, optimizer)
-
-    def _add_groups(
-        self, pl_module: pl.LightningModule, optimizer: Optimizer, params: list, stage: Stage
-    ) -> None:
-        head = optimizer.param_groups[0]
-        base = head.get("initial_lr", head["lr"]) * stage.lr_mult
-        scale = head["lr"] / head.get("initial_lr", head["lr"])  # where the schedule is now
-        decay = next((g["weight_decay"] for g in optimizer.param_groups if g["weight_decay"]), 0.0)
-        # Whatever rates the schedule keeps per group (OneCycle: max_lr, min_lr), scaled alike.
-        scaled = {k: head[k] * stage.lr_mult for k in ("max_lr", "min_lr") if k in head}
-        scaled |= {k: head[k] for k in ("base_momentum", "max_momentum") if k in head}
-        for group in param_groups(params, decay):
-            if group["params"]:
-                optimizer.add_param_group(
-                    {**group, **scaled, "lr": base * scale, "initial_lr": base}
-                )
-        if pl_module.trainer.is_global_zero:
-            n = sum(p.numel() for p in params)
-            _say(
-                f"finetuning, epoch {stage.epoch}: unfroze {', '.join(stage.blocks)} "
-                f"({n:,} parameters) at lr {base:.3g} (x{stage.lr_mult:g} the head's)"
-            )
 
     def describe(self) -> str:
         """One line, logged at the start and kept in the run summary: the mode, auto's reason,
@@ -263,7 +280,15 @@ class Finetuning(BaseFinetuning):
         return f"{line}; unfrozen {stages}"
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "decision": self.decision}
+        return {**super().state_dict(), "decision": self.decision, "param_groups": self._groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        groups = state_dict.get("param_groups")
+        if groups is None:  # older checkpoints: BaseFinetuning's record of the groups
+            older = (state_dict.get("internal_optimizer_metadata") or {}).get(0)
+            groups = len(older) if isinstance(older, list) else None
+        self._stored_groups = int(groups) if isinstance(groups, int) else None
 
 
 def cache_features(datamodule: Any, net: Any, device: torch.device) -> None:
@@ -301,25 +326,6 @@ def _match_blocks(names: list[str] | str, blocks: list[str], where: str) -> list
             )
         chosen += [b for b in hits if b not in chosen]
     return chosen
-
-
-def _align_schedulers(trainer: pl.Trainer, optimizer: Optimizer) -> None:
-    """LR schedulers made before a group was added schedule it too (torch's zip skips it otherwise)."""
-    groups = optimizer.param_groups
-    schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
-    for outer in list(schedulers):  # SequentialLR (a warm-up before the schedule) holds others
-        schedulers += getattr(outer, "_schedulers", [])
-    for sched in schedulers:
-        if getattr(sched, "optimizer", None) is not optimizer:
-            continue
-        if hasattr(sched, "base_lrs"):
-            sched.base_lrs += [g["initial_lr"] for g in groups[len(sched.base_lrs) :]]
-        if hasattr(sched, "lr_lambdas"):
-            sched.lr_lambdas += [sched.lr_lambdas[0]] * (len(groups) - len(sched.lr_lambdas))
-        if hasattr(sched, "min_lrs"):  # ReduceLROnPlateau
-            sched.min_lrs += [sched.min_lrs[0]] * (len(groups) - len(sched.min_lrs))
-        if hasattr(sched, "_last_lr"):
-            sched._last_lr = [g["lr"] for g in groups]
 
 
 def _say(message: str) -> None:

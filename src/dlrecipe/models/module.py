@@ -29,6 +29,20 @@ DATA_KEY = "dlrecipe_data"  # the DataModule's normalization and split (DataModu
 
 
 class LitModel(pl.LightningModule):
+    """The LightningModule of every model (conf/model/default.yaml). Arguments the YAML leaves at
+    these defaults, set with model.<arg>=...:
+
+    loss=None: the task's default (cross_entropy / bce / mse); huber, mae for regression.
+    label_smoothing=0.0: 0.1 softens over-confident multiclass targets. init: he_uniform in the
+    YAML (keeps ReLU activations' variance steady through depth; a pretrained backbone keeps its
+    weights, only the new head is initialized). init_scale=0.01: the std of init=small_normal
+    (the classic "too small for deep nets" value). channels_last=False: true on GPUs with tensor
+    cores (with bf16-mixed), NHWC convolutions run faster; tables have no channels. compile=False:
+    true torch.compiles the net, which takes 20 s to minutes, so it pays on long GPU runs.
+    regularization=None: all off (models/regularization.py: l1, l2, max_norm, activity,
+    weight_noise).
+    """
+
     def __init__(
         self,
         net: Callable[..., nn.Module],
@@ -227,6 +241,8 @@ class LitModel(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.optimizer_factory, self.net)
+        if self.finetuning is not None:  # later stages' frozen blocks: scheduled from step 0
+            self.finetuning.add_stage_groups(optimizer, self.net)
         if self.regularization is not None and self.regularization.max_norm is not None:
             optimizer.register_step_post_hook(self.regularization.constrain)
         if self.scheduler_factory is None:

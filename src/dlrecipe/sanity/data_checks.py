@@ -40,7 +40,7 @@ def disjoint_splits(datamodule: DataModule) -> Check:
         "; ".join(problems) if problems else f"{len(datamodule.folds)} fold(s); {sizes}",
         "no index in two parts of any fold",
         hint="samples in two splits inflate validation and test scores. Usually a hand-made split "
-        "or a fixed val/test folder that overlaps data.root; use data/split=holdout or a *kfold "
+        "or a fixed val/test folder that overlaps data.source.root; use data/split=holdout or a *kfold "
         "split, which derive all parts from one permutation",
         values={"folds": len(datamodule.folds), "problems": problems},
     )
@@ -101,7 +101,7 @@ def duplicates_across_splits(datamodule: DataModule) -> Check:
         ", ".join(f"{p} {k} of {len(getattr(fold, p))}" for p, k in found.items()),
         "no val / test input identical to a training input",
         hint="identical inputs on both sides measure memory, not generalization: de-duplicate "
-        "the data before splitting, or group copies with data.groups and data/split=group_kfold",
+        "the data before splitting, or group copies with data.source.groups and data/split=group_kfold",
         values=found,
     )
 

@@ -33,6 +33,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from dlrecipe.configs import code_defaults
 from dlrecipe.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,9 @@ def check_key(key: str, config: DictConfig) -> None:
         parent = clean.rsplit(".", 1)[0] if "." in clean else ""
         node = OmegaConf.select(config, parent) if parent else config
         known = sorted(node.keys()) if isinstance(node, DictConfig) else []
+        name = clean.rsplit(".", 1)[-1]
+        if isinstance(node, DictConfig) and name in code_defaults(str(node.get("_target_", ""))):
+            return  # an argument left at its code default (e.g. model.net.dropout): set per trial
         raise ConfigError(
             f"search space key {key!r} is not in the config"
             + (f"; {parent or 'top level'} has {known}" if known else "")

@@ -111,8 +111,8 @@ class OptunaSweep:
             check_identity(study, space_identity(space), fixed_identity(self.config, list(space)))
         live = Liveness(study, storage, spec, self.heartbeat_interval if self.fail_stale_running else None,
                         self.grace_period, self.max_retry)  # fmt: skip
-        identity = [f"optuna.study_name={override_value(self.study_name)}",
-                    f"optuna.storage={override_value(spec.shown)}"]  # fmt: skip
+        identity = [f"++optuna.study_name={override_value(self.study_name)}",
+                    f"++optuna.storage={override_value(spec.shown)}"]  # fmt: skip
         returns: list[JobReturn] = []
         with jobs_see(spec):
             while True:
@@ -125,7 +125,7 @@ class OptunaSweep:
                 ids = [live.trial_id(t.number) for t in batch]
                 jobs = [
                     tuple([*fixed, *(f"{k}={override_value(v)}" for k, v in trial.params.items()), *identity,
-                           f"optuna.trial_number={trial.number}", f"optuna.trial_id={trial_id}"])
+                           f"++optuna.trial_number={trial.number}", f"++optuna.trial_id={trial_id}"])
                     for trial, trial_id in zip(batch, ids, strict=True)
                 ]  # fmt: skip
                 log.info(

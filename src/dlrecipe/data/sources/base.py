@@ -5,8 +5,6 @@ python -c "from dlrecipe.data.sources.sklearn_sets import load_sklearn; print(lo
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,7 +72,7 @@ def select_classes(data: SourceData, classes: list) -> SourceData:
     if isinstance(classes, str | int | float) or not hasattr(classes, "__iter__"):
         raise ConfigError(
             f"data.classes={classes!r} must be a list of classes, e.g. data.classes=[5,6,7,8,9] "
-            "(data=synthetic sets its number of classes with data.num_classes)"
+            "(data=synthetic sets its number of classes with data.source.num_classes)"
         )
     names = [str(c) for c in classes]
     unknown = [n for n in names if n not in data.class_names]
@@ -103,23 +101,3 @@ def select_classes(data: SourceData, classes: list) -> SourceData:
         test_indices=moved(data.test_indices), val_indices=moved(data.val_indices),
         groups=None if data.groups is None else data.groups[keep.numpy()], notes=data.notes,
     )  # fmt: skip
-
-
-def refuse_shadowed_parameters(source: Callable[..., SourceData], taken: Iterable[str]) -> None:
-    """A source parameter named like a DataModule argument would silently never get its value.
-
-    data.<key> goes to the DataModule when it takes <key> (seed, batch_size, num_workers, ...)
-    and to the source otherwise, so `data.seed=1` meant for a source would change the batch order
-    instead. Caught when the config is built, with the fix.
-    """
-    try:
-        parameters = inspect.signature(source).parameters
-    except (TypeError, ValueError):  # a builtin or C callable: nothing to compare
-        return
-    shadowed = sorted(set(parameters) & set(taken))
-    if shadowed:
-        name = getattr(getattr(source, "func", source), "__qualname__", repr(source))
-        raise ConfigError(
-            f"data.source {name} takes {shadowed}, which the DataModule takes too, so data.<key> "
-            f"would never reach the source: rename the source's parameter (e.g. pose_seed)"
-        )

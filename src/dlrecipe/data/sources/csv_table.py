@@ -1,12 +1,12 @@
 """Your own table: one CSV file, one target column, the task inferred from the target.
 
-    python -m dlrecipe.train data=csv data.path=my_table.csv data.target=price
+    python -m dlrecipe.train data=csv data.source.path=my_table.csv data.source.target=price
 
-Float target -> regression, two values -> binary, a few labels -> multiclass; `data.task=...`
+Float target -> regression, two values -> binary, a few labels -> multiclass; `data.source.task=...`
 overrides. String feature columns are one-hot encoded. Missing values and ±inf in the columns
 used are an error naming the columns and rows (imputing belongs to your preprocessing, where it
-can be fitted on training rows only); `data.non_finite=drop` leaves those rows out, with a note.
-An empty file, or one without data rows, is refused naming data.path.
+can be fitted on training rows only); `data.source.non_finite=drop` leaves those rows out, with a note.
+An empty file, or one without data rows, is refused naming data.source.path.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from dlrecipe.data.sources.base import SourceData, encode_labels
 from dlrecipe.errors import ConfigError
 from dlrecipe.tasks import Binary, Multiclass, Regression, task_named
 
-# The tasks one target column can hold (data.task=...).
+# The tasks one target column can hold (data.source.task=...).
 TASKS: tuple[str, ...] = (Regression.name, Binary.name, Multiclass.name)
 
 
-def read_csv(path: str, key: str = "data.path") -> pd.DataFrame:
+def read_csv(path: str, key: str = "data.source.path") -> pd.DataFrame:
     """The table at `path`; a missing, empty or unparsable file is a ConfigError naming `key`."""
     file = Path(path).expanduser()
     if not file.is_file():
@@ -78,7 +78,9 @@ def drop_unusable(
     Left in, one inf makes the loss inf, the weights NaN and every metric NaN, with exit 0.
     """
     if non_finite not in NON_FINITE:
-        raise ConfigError(f"data.non_finite={non_finite!r}: choose one of {list(NON_FINITE)}")
+        raise ConfigError(
+            f"data.source.non_finite={non_finite!r}: choose one of {list(NON_FINITE)}"
+        )
     bad, counts = unusable_rows(frame, columns)
     n = int(bad.sum())
     if not n:
@@ -87,16 +89,16 @@ def drop_unusable(
     lines = ", ".join(str(i + 2) for i in np.flatnonzero(bad)[:5])  # +2: header, 1-based
     if non_finite == "refuse" or n == len(frame):
         fix = (
-            "every row has one, so fix the file or leave those columns out with data.features=[...]"
+            "every row has one, so fix the file or leave those columns out with data.source.features=[...]"
             if n == len(frame)
-            else "fix the file, or set data.non_finite=drop to train without those rows"
+            else "fix the file, or set data.source.non_finite=drop to train without those rows"
         )
         raise ConfigError(
-            f"data.path={path!r}: columns {list(counts)} have missing values or ±inf in {n} of "
+            f"data.source.path={path!r}: columns {list(counts)} have missing values or ±inf in {n} of "
             f"{len(frame)} rows ({detail}; file lines {lines}{', ...' if n > 5 else ''}); {fix}"
         )
     note = (
-        f"data.non_finite=drop: left out {n} of {len(frame)} rows of {path} with NaN or ±inf "
+        f"data.source.non_finite=drop: left out {n} of {len(frame)} rows of {path} with NaN or ±inf "
         f"({detail})"
     )
     return frame.loc[~bad].reset_index(drop=True), [note]
@@ -111,7 +113,7 @@ def feature_matrix(frame: pd.DataFrame, feature_names: list[str] | None = None) 
     if missing:
         raise ConfigError(
             f"columns {missing} have missing values; fill or drop them first, or leave them out "
-            "with data.features=[...]"
+            "with data.source.features=[...]"
         )
     return encoded.astype(np.float32)
 
@@ -127,11 +129,11 @@ def load_csv(
     frame = read_csv(path)
     if target not in frame.columns:
         raise ConfigError(
-            f"data.target={target!r} is not a column of {path}; columns are {list(frame.columns)}"
+            f"data.source.target={target!r} is not a column of {path}; columns are {list(frame.columns)}"
         )
     if groups is not None and groups not in frame.columns:
         raise ConfigError(
-            f"data.groups={groups!r} is not a column of {path}; columns are {list(frame.columns)}"
+            f"data.source.groups={groups!r} is not a column of {path}; columns are {list(frame.columns)}"
         )
     features = (
         list(features) if features else [c for c in frame.columns if c not in (target, groups)]
@@ -139,10 +141,12 @@ def load_csv(
     unknown = [f for f in features if f not in frame.columns]
     if unknown:
         raise ConfigError(
-            f"data.features has unknown columns {unknown}; columns are {list(frame.columns)}"
+            f"data.source.features has unknown columns {unknown}; columns are {list(frame.columns)}"
         )
     if task is not None and task not in TASKS:
-        raise ConfigError(f"data.task={task!r}: choose one of {list(TASKS)} or null to infer it")
+        raise ConfigError(
+            f"data.source.task={task!r}: choose one of {list(TASKS)} or null to infer it"
+        )
     frame, notes = drop_unusable(frame, [target, *features], path, non_finite)
     labels = frame[target].to_numpy()
     if len(pd.unique(frame[target])) < 2:
@@ -150,12 +154,14 @@ def load_csv(
     task = task or infer_task(labels)
     if not task_named(task).has_classes and labels.dtype.kind not in "iuf":
         raise ConfigError(
-            f"data.task={task} needs a numeric target; {target!r} holds {labels.dtype}"
+            f"data.source.task={task} needs a numeric target; {target!r} holds {labels.dtype}"
         )
     x = feature_matrix(frame[features])
     y, class_names = encode_labels(labels, task)
     if task == Binary.name and len(class_names) != 2:
-        raise ConfigError(f"data.task=binary but {target!r} has {len(class_names)} distinct values")
+        raise ConfigError(
+            f"data.source.task=binary but {target!r} has {len(class_names)} distinct values"
+        )
     return SourceData(
         torch.as_tensor(x.to_numpy().copy()),
         y,

@@ -31,12 +31,12 @@ def load_digits_wild(
 ) -> SourceData:
     if size < 8:
         raise ConfigError(
-            f"data.size={size}: digits are 8x8 already; give 8 or more (16 is the default)"
+            f"data.source.size={size}: digits are 8x8 already; give 8 or more (16 is the default)"
         )
     if not 0.0 <= shift < 0.5 or not 0.0 <= scale < 1.0 or rotate < 0:
         raise ConfigError(
-            f"data.shift={shift} (a fraction of the width, < 0.5), data.scale={scale} (< 1) and "
-            f"data.rotate={rotate} (degrees, >= 0) set how far each digit is posed"
+            f"data.source.shift={shift} (a fraction of the width, < 0.5), data.source.scale={scale} (< 1) and "
+            f"data.source.rotate={rotate} (degrees, >= 0) set how far each digit is posed"
         )
     digits = load_sklearn("digits")
     enlarged = v2.functional.resize(digits.inputs, [size, size], antialias=True)

@@ -7,7 +7,7 @@ decoded, which in a lazily read folder happens in a DataLoader worker at some la
 every file is decoded in full once, at set-up; the verdict (its mode, or why it cannot be read)
 is cached in a small JSON file keyed by path, size and modification time, so later runs decode
 only new or changed files. The cache lives outside the data folder (which may be read-only or
-shared): `data.check_cache`, by default $DLRECIPE_CACHE_DIR/image_checks/ or
+shared): `data.source.check_cache`, by default $DLRECIPE_CACHE_DIR/image_checks/ or
 ~/.cache/dlrecipe/image_checks/.
 """
 
@@ -126,7 +126,7 @@ def verify_images(
 
 
 def mode_choice(modes: list[str], channels: int | None) -> tuple[int, list[str]]:
-    """(channels, notes): mixed grey and colour are read as RGB unless data.channels says 1.
+    """(channels, notes): mixed grey and colour are read as RGB unless data.source.channels says 1.
 
     Guessing from the first file would turn every colour image grey when that file is grey.
     """
@@ -137,8 +137,8 @@ def mode_choice(modes: list[str], channels: int | None) -> tuple[int, list[str]]
         if grey and colour:
             return channels, [
                 f"the images mix {grey} grey and {colour} colour files: all are read as RGB "
-                "(3 channels); data.channels=1 reads them all as grey instead"
+                "(3 channels); data.source.channels=1 reads them all as grey instead"
             ]
     elif channels == 1 and colour:
-        return channels, [f"data.channels=1: {colour} colour image(s) are converted to grey"]
+        return channels, [f"data.source.channels=1: {colour} colour image(s) are converted to grey"]
     return channels, []

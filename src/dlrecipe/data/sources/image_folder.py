@@ -1,15 +1,15 @@
 """Your own images: a folder with one sub-folder per class (torchvision's ImageFolder layout).
 
-    python -m dlrecipe.train data=image_folder data.root=path/to/train model=cnn
+    python -m dlrecipe.train data=image_folder data.source.root=path/to/train model=cnn
 
-Optional `data.val_root` / `data.test_root` hold fixed validation / test images with the same
-class sub-folders; otherwise the hold-out split carves them from `data.root`. Images are
-resized to `data.image_size` and kept as uint8; folders that fit in `data.max_memory_mb` are
+Optional `data.source.val_root` / `data.source.test_root` hold fixed validation / test images with the same
+class sub-folders; otherwise the hold-out split carves them from `data.source.root`. Images are
+resized to `data.source.image_size` and kept as uint8; folders that fit in `data.source.max_memory_mb` are
 decoded once into memory (fast path), larger ones are read lazily by DataLoader workers.
 
 Refused at set-up, before any training: an empty class folder (a phantom class), a single class,
 and files that cannot be fully decoded (image_checks.py; verdicts cached). Mixed grey and colour
-files are all read as RGB with a note, unless `data.channels=1` asks for grey.
+files are all read as RGB with a note, unless `data.source.channels=1` asks for grey.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def list_images(
     folder = Path(root).expanduser()
     if not folder.is_dir():
         raise ConfigError(
-            f"image folder {str(folder)!r} does not exist. Fix: data.root=<a folder of class sub-folders>"
+            f"image folder {str(folder)!r} does not exist. Fix: data.source.root=<a folder of class sub-folders>"
         )
     found = sorted(d.name for d in folder.iterdir() if d.is_dir())
     own_classes = not classes  # the training folder defines the classes
@@ -68,7 +68,9 @@ def list_images(
         )
     extra = sorted(set(found) - set(classes))
     if extra:
-        raise ConfigError(f"{str(folder)!r} has classes {extra} that data.root does not have")
+        raise ConfigError(
+            f"{str(folder)!r} has classes {extra} that data.source.root does not have"
+        )
     files, labels, empty = [], [], []
     for label, name in enumerate(classes):
         found_here = [
@@ -84,11 +86,11 @@ def list_images(
     if empty and own_classes:  # a class without images would still get an output unit
         raise ConfigError(
             f"class folder(s) {empty} under {str(folder)!r} hold no images ({suffixes}); add "
-            "their images or remove the folders (data.root=<a folder of class sub-folders>)"
+            "their images or remove the folders (data.source.root=<a folder of class sub-folders>)"
         )
     if len(classes) == 1:
         raise ConfigError(
-            f"data.root={str(folder)!r} has a single class folder ({classes[0]!r}): there is "
+            f"data.source.root={str(folder)!r} has a single class folder ({classes[0]!r}): there is "
             "nothing to tell apart; give one sub-folder per class, two or more"
         )
     return files, labels, classes
@@ -116,7 +118,7 @@ def load_image_folder(
     from PIL import Image
 
     if channels is not None and channels not in (1, 3):
-        raise ConfigError(f"data.channels={channels}: use 1 (grayscale) or 3 (RGB)")
+        raise ConfigError(f"data.source.channels={channels}: use 1 (grayscale) or 3 (RGB)")
     modes = verify_images(files, root, check_cache, decode_workers)  # lazy folders too
     channels, notes = mode_choice(modes, channels)
     with Image.open(files[0]) as first:
@@ -148,5 +150,7 @@ def _size(image_size: list[int] | int) -> tuple[int, int]:
     if isinstance(image_size, int):
         return (image_size, image_size)
     if len(image_size) != 2 or min(image_size) < 1:
-        raise ConfigError(f"data.image_size={image_size}: give [height, width] or one integer")
+        raise ConfigError(
+            f"data.source.image_size={image_size}: give [height, width] or one integer"
+        )
     return (int(image_size[0]), int(image_size[1]))

@@ -25,7 +25,9 @@ _SETS: dict[str, tuple[str, type[Task]]] = {
 
 def load_sklearn(name: str) -> SourceData:
     if name not in _SETS:
-        raise ConfigError(f"data.name={name!r} is not a bundled set; choose one of {sorted(_SETS)}")
+        raise ConfigError(
+            f"data.source.name={name!r} is not a bundled set; choose one of {sorted(_SETS)}"
+        )
     loader, task = _SETS[name]
     bunch = getattr(datasets, loader)()
     x = torch.as_tensor(np.asarray(bunch.data, dtype=np.float32))

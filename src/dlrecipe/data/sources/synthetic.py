@@ -1,6 +1,6 @@
 """Synthetic images or tables of any size: benchmarks and smoke tests without downloads.
 
-    python -m dlrecipe.train data=synthetic data.shape=[3,32,32] data.samples=5000
+    python -m dlrecipe.train data=synthetic data.source.shape=[3,32,32] data.source.samples=5000
 
 Each class has its own random template; samples are template + noise, so a model can learn
 something (losses fall) while the cost per step equals that of real data of the same shape.

@@ -1,6 +1,6 @@
-"""torchvision's MNIST, Fashion-MNIST and CIFAR-10, stored under `data.dir`; downloads are opt-in.
+"""torchvision's MNIST, Fashion-MNIST and CIFAR-10, stored under `data.source.dir`; downloads are opt-in.
 
-python -m dlrecipe.train experiment=digits_cnn data=mnist data.download=true
+python -m dlrecipe.train experiment=digits_cnn data=mnist data.source.download=true
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ def load_torchvision(name: str, dir: str = "data", download: bool = False) -> So
     import torchvision
 
     if name not in _SETS:
-        raise ConfigError(f"data.name={name!r}: choose one of {sorted(_SETS)}")
+        raise ConfigError(f"data.source.name={name!r}: choose one of {sorted(_SETS)}")
     cls = getattr(torchvision.datasets, _SETS[name])
     root = Path(dir).expanduser().resolve()
     try:
         parts = [cls(str(root), train=train, download=download) for train in (True, False)]
     except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
         raise ConfigError(
-            f"{name} is not in data.dir={str(root)!r} ({err}). Set data.download=true to fetch it "
+            f"{name} is not in data.source.dir={str(root)!r} ({err}). Set data.source.download=true to fetch it "
             f"(needs network), or copy the {_SETS[name]} files into that directory."
         ) from err
     images, labels = [], []

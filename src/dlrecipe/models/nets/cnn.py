@@ -29,6 +29,19 @@ PADDINGS = ("same", "valid")
 
 
 class CNN(nn.Module):
+    """The defaults are the digits CNN (conf/model/cnn.yaml sets none of them; model.net.<arg>=...):
+
+    channels=(32, 64): one entry per block, each block halves the image (8x8 digits allow 3);
+    kernel_size=3: the smallest kernel with a centre, two stacked see 5x5; convs_per_block=2:
+    VGG-style pairs see more context per down-sampling step; pool=max (max | avg | stride |
+    none); batch_norm=True: faster, more stable training, a larger LR; activation=relu;
+    conv_dropout=0.0: conv layers share weights and rarely need dropout; hidden=(128,): the
+    dense head after global pooling; dropout=0.3: in the dense head, where CNNs over-fit;
+    global_pool=True: fewer parameters than flattening; block=plain (residual: skip connections,
+    deeper nets keep training); preact=False (residual only: BN-act-conv, a clean identity path);
+    padding=same (only pooling shrinks; valid cuts kernel_size-1 px per convolution).
+    """
+
     def __init__(
         self,
         input_shape: Sequence[int],

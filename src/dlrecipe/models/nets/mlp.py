@@ -20,6 +20,12 @@ from dlrecipe.models.nets.layers import activation as make_activation
 
 
 class MLP(nn.Module):
+    """model.net.<arg>=...: hidden (conf/model/mlp.yaml: [128, 64], two layers are plenty for small
+    tables; widen before deepening), activation=relu (relu | leaky_relu | elu | gelu | selu |
+    silu | tanh | sigmoid), dropout=0.2 (0.2-0.5 is the classic range: small tables over-fit
+    quickly), batch_norm=True (normalizes each layer's inputs: faster, less sensitive to the LR).
+    """
+
     def __init__(
         self,
         input_shape: Sequence[int],

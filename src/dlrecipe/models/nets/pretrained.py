@@ -20,7 +20,7 @@ from torch import nn
 
 from dlrecipe.compat import is_batch_norm
 from dlrecipe.errors import ConfigError
-from dlrecipe.models.nets.backbone import build_backbone
+from dlrecipe.models.nets.backbone import Backbone, build_backbone
 from dlrecipe.models.nets.layers import activation as make_activation
 
 
@@ -29,7 +29,7 @@ class PretrainedNet(nn.Module):
         self,
         input_shape: Sequence[int],
         num_outputs: int,
-        backbone: dict,
+        backbone: dict | Backbone,
         input_size: int | Sequence[int] | None = None,
         normalize: bool = True,
         hidden: Sequence[int] = (),
@@ -44,10 +44,12 @@ class PretrainedNet(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.net.dropout={dropout} must be in [0, 1)")
-        parts = build_backbone(**backbone)
-        self.name = backbone.get("name") or backbone.get("source")
+        # A dict builds timm / torchvision here (weights hub or none); files and earlier runs
+        # come resolved from dlrecipe.models.backbones (the layer that may read the disk).
+        parts = backbone if isinstance(backbone, Backbone) else build_backbone(**backbone)
+        self.name = parts.name
         # weights=none: a random backbone, which model/finetuning=auto then trains from scratch
-        self.pretrained = backbone.get("weights", "hub") not in (None, "none", "None", "")
+        self.pretrained = parts.pretrained
         self.backbone, self.num_features = parts.module, parts.num_features
         self.in_chans = parts.in_chans
         if input_size is None:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from dlrecipe.data.info import DataInfo
 from dlrecipe.errors import ConfigError
-from dlrecipe.models.nets.backbone import Backbone, _strip_last_linear
+from dlrecipe.models.nets.backbone import Backbone, strip_last_linear
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +60,14 @@ def _cut_head(net: nn.Module, info: DataInfo) -> int:
             width = net(torch.zeros(1, *info.input_shape)).shape[1]
         net.train()
         return int(width)
-    return _strip_last_linear(net)[1]
+    return strip_last_linear(net)[1]
 
 
-def backbone_from_run(weights: str | Path) -> Backbone:
-    from dlrecipe.builders import instantiate
+def backbone_from_run(
+    weights: str | Path, build_net: Callable[[Any], Callable[..., nn.Module]]
+) -> Backbone:
+    """The earlier run's net, its weights loaded and its head cut off; `build_net` turns the
+    run's `model.net` config into the net's partial (dlrecipe.models.backbones.net_factory)."""
     from dlrecipe.checkpoints import datamodule_state, load_checkpoint, run_config
 
     ckpt_path = find_checkpoint(weights)
@@ -74,9 +79,7 @@ def backbone_from_run(weights: str | Path) -> Backbone:
             f"model.net.backbone.weights={str(ckpt_path)!r} is not a dlrecipe checkpoint"
         )
     info = DataInfo.from_dict(state["info"])
-    net = instantiate(cfg.model.net, _convert_="all")(
-        input_shape=info.input_shape, num_outputs=info.num_outputs
-    )
+    net = build_net(cfg.model.net)(input_shape=info.input_shape, num_outputs=info.num_outputs)
     own = {k[4:]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(own)
     num_features = _cut_head(net, info)
