@@ -47,8 +47,8 @@ def peak_rss_bytes(root: Path, overrides: list[str], cache: Path) -> int:
     """Peak RSS (bytes) of one `python -m dlrecipe.train` process on the folder at `root`."""
     with tempfile.TemporaryDirectory() as out:
         command = [
-            sys.executable, "-m", "dlrecipe.train", "data=image_folder", f"data.root={root}",
-            f"data.check_cache={cache}", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+            sys.executable, "-m", "dlrecipe.train", "data=image_folder", f"data.source.root={root}",
+            f"data.source.check_cache={cache}", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
             "trainer.limit_val_batches=2", "report.enabled=false", "trainer.accelerator=cpu",
             "trainer.enable_progress_bar=false", f"hydra.run.dir={out}",
             *SMALL_STEPS, *overrides,

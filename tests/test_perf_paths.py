@@ -156,7 +156,9 @@ def test_normalization_is_fitted_chunk_by_chunk_with_the_one_shot_statistics(mak
     from dlrecipe.data import datamodule as dm
     from dlrecipe.data.loaders import to_float
 
-    data = build_data(make_cfg("data=synthetic", "data.samples=800", "data.shape=[3,32,32]"))
+    data = build_data(
+        make_cfg("data=synthetic", "data.source.samples=800", "+data.source.shape=[3,32,32]")
+    )
     train = data.fold.train
     chunks = [len(x) for x in data._float_batches(train)]
     # 3x32x32 = 3072 values a sample: at most 2**20 // 3072 = 341 samples a chunk, not all
