@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +27,36 @@ QUICK = [
     "callbacks.progress_bar=null",
     "callbacks.model_summary=null",
 ]
+
+
+def run_main(main: Callable[[], Any], argv: list[str], cwd: Path | None = None) -> int | str:
+    """Run a command's `main()` in this process as its console script would (argv[0] is the
+    program name): its exit code. Leaves no Hydra state, log handler, argv or cwd behind, so the
+    next test starts as clean as a new process would."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    saved_argv, saved_cwd = sys.argv, os.getcwd()
+    sys.argv = [str(a) for a in argv]
+    if cwd is not None:
+        os.chdir(cwd)
+    GlobalHydra.instance().clear()
+    try:
+        main()
+        return 0
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, str) else int(stop.code or 0)
+    finally:
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+        for handler in root.handlers:  # Hydra's train.log handler: close it, or the file stays open
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:], root.level = handlers, level
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -30,6 +30,7 @@ from dlrecipe.builders import compose
 from dlrecipe.checkpoints import load_checkpoint, run_config
 from dlrecipe.edge import edge, print_error, user_message
 from dlrecipe.report import __main__ as report
+from tests.conftest import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
@@ -249,14 +250,12 @@ def _snapshot(root: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def _exit_code(entry: str, args: list[str], monkeypatch) -> int | str | None:
+def _exit_code(entry: str, args: list[str]) -> int | str | None:
     """Run the entry point's main in this process, exactly as its console script would."""
     main = ENTRY[entry]
+    if entry in HYDRA_ENTRIES:
+        return run_main(main, [f"dlrecipe-{entry}", *args])
     try:
-        if entry in HYDRA_ENTRIES:
-            monkeypatch.setattr(sys, "argv", [f"dlrecipe-{entry}", *args])
-            main()
-            return 0
         return main(args)
     except SystemExit as stop:
         return stop.code
@@ -273,7 +272,7 @@ def test_bad_input_is_one_line_and_exit_2(name, runs, tmp_path, monkeypatch, cap
     args = [a.format(**fill) for a in case.args]
     before = {**_snapshot(tmp_path), **_snapshot(runs["csv_run"].parent)}
     monkeypatch.chdir(tmp_path)
-    code = _exit_code(case.entry, args, monkeypatch)
+    code = _exit_code(case.entry, args)
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert code == 2, f"exit {code}; stderr: {err[-2000:]}"
@@ -346,7 +345,7 @@ def test_eval_follows_moved_data_with_data_path(runs, tmp_path, monkeypatch, cap
     ckpt = _moved_run(tmp_path, runs["csv_run"])
     monkeypatch.chdir(tmp_path)
     args = [f"ckpt_path={ckpt}", f"data.source.path={runs['table']}", "hydra.run.dir=ev"]
-    assert _exit_code("eval", args, monkeypatch) == 0, capsys.readouterr().err
+    assert _exit_code("eval", args) == 0, capsys.readouterr().err
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert 0.0 <= metrics["test/acc"] <= 1.0
 

@@ -1,4 +1,11 @@
-"""The command line as a user types it: real processes, run directories, W&B offline, exit codes."""
+"""The command line as a user types it: real processes, run directories, W&B offline, exit codes.
+
+    pytest tests/test_cli.py -q
+
+Real processes where the process is the point (`make train`'s run, the console scripts, W&B's
+offline files, a clean exit 2); the rest runs the same `main()` in this process (tests.conftest's
+run_main), which saves a Python start and the imports of torch and Lightning per run.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from dlrecipe.report.__main__ import main as report_main
+from dlrecipe.train import main as train_main
+from tests.conftest import run_main
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -24,36 +35,43 @@ def run_dirs(cwd: Path, task: str) -> list[Path]:
     return sorted(p for p in (cwd / "outputs" / task).glob("*/*") if p.is_dir())
 
 
-def test_default_experiment_reaches_097_and_prints_the_summary(tmp_path):
-    """What `make train` runs: the digits CNN, offline, test accuracy >= 0.97."""
-    result = run([sys.executable, "-m", "dlrecipe.train", *QUIET], tmp_path)
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """What `make train` runs (the digits CNN, offline), through the dlrecipe-train console
+    script: one full run that the tests below share. The process and the folder it ran in."""
+    cwd = tmp_path_factory.mktemp("default")
+    return run([str(BIN / "dlrecipe-train"), *QUIET], cwd), cwd
+
+
+def test_default_experiment_reaches_097_and_prints_the_summary(default_run):
+    result, cwd = default_run
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dlrecipe run summary" in result.stdout and "best checkpoint" in result.stdout
-    (run_dir,) = run_dirs(tmp_path, "train")
+    (run_dir,) = run_dirs(cwd, "train")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["test_metrics"]["test/acc"] >= 0.97
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 
 
 def test_two_runs_never_share_a_run_directory(tmp_path):
+    # Back to back in one process: within the same second, as two quick runs from a script.
     for _ in range(2):
-        result = run([sys.executable, "-m", "dlrecipe.train", "debug=fdr", *QUIET], tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
-    assert len(run_dirs(tmp_path, "debug")) == 2
+        assert run_main(train_main, ["dlrecipe-train", "debug=fdr", *QUIET], cwd=tmp_path) == 0
+    runs = run_dirs(tmp_path, "debug")
+    assert len(runs) == 2 and all((r / ".hydra" / "config.yaml").is_file() for r in runs)
 
 
-def test_console_scripts_train_and_eval(tmp_path):
-    result = run([str(BIN / "dlrecipe-train"), "debug=limit", *QUIET], tmp_path)
+def test_console_scripts_train_and_eval(default_run, tmp_path):
+    result, cwd = default_run  # trained by the dlrecipe-train script
     assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = run_dirs(tmp_path, "debug")
+    (run_dir,) = run_dirs(cwd, "train")
     summary = json.loads((run_dir / "summary.json").read_text())
     result = run([str(BIN / "dlrecipe-eval"), f"ckpt_path={summary['best_checkpoint']}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     acc = summary["test_metrics"]["test/acc"]
     assert f"{acc:.6f}" in result.stdout  # eval prints the run's own test accuracy
-    (run_dir / "report" / "index.html").unlink()
-    result = run([sys.executable, "-m", "dlrecipe.report", str(run_dir)], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir / "report" / "index.html").unlink()  # python -m dlrecipe.report rebuilds it
+    assert report_main([str(run_dir)]) == 0
     assert (run_dir / "report" / "index.html").is_file()
 
 
@@ -84,9 +102,8 @@ def test_bad_input_exits_2_with_one_clear_line(tmp_path):
 
 
 def test_user_csv_from_the_command_line(tmp_path, table_csv):
-    args = [sys.executable, "-m", "dlrecipe.train", "data=csv", f"data.source.path={table_csv}",
-            "data.source.target=label", "model=mlp", "trainer.max_epochs=3", *QUIET]  # fmt: skip
-    result = run(args, tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = ["dlrecipe-train", "data=csv", f"data.source.path={table_csv}", "data.source.target=label",
+            "model=mlp", "trainer.max_epochs=3", *QUIET]  # fmt: skip
+    assert run_main(train_main, args, cwd=tmp_path) == 0
     (run_dir,) = run_dirs(tmp_path, "train")
     assert json.loads((run_dir / "summary.json").read_text())["task"] == "binary"

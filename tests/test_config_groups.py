@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 from dlrecipe.builders import CONF_DIR, build_callbacks, build_data, build_loggers, build_model
 from dlrecipe.data.info import DataInfo
@@ -52,7 +53,8 @@ def test_data_sub_options_instantiate(make_cfg, group):
     for name in options(group):
         cfg = make_cfg(f"{group}={name}")
         key = group.split("/")[1]
-        assert instantiate(cfg.data[key]) is not None
+        built = instantiate(cfg.data[key])
+        assert type(built) is get_class(cfg.data[key]._target_), (group, name)  # what it names
 
 
 @pytest.mark.parametrize("name", options("model"))
@@ -89,8 +91,9 @@ def test_optimizer_and_scheduler_options_step(make_cfg, group):
 @pytest.mark.parametrize("name", options("callbacks"))
 def test_callback_options_instantiate(make_cfg, name):
     cfg = make_cfg(f"callbacks={name}", quick=False)
-    for callback in build_callbacks(cfg):
-        assert callback is not None
+    callbacks = build_callbacks(cfg)
+    assert all(isinstance(c, pl.Callback) for c in callbacks), callbacks
+    assert len(callbacks) == sum(c is not None for c in cfg.callbacks.values())  # one per entry
 
 
 @pytest.mark.parametrize("name", options("logger"))

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -24,6 +22,7 @@ from dlrecipe.console import Countdown, say, status
 from dlrecipe.cv.summary import CVSummary
 from dlrecipe.report.summary import RunSummary
 from dlrecipe.sweep.report import short_names
+from tests.conftest import run_main
 
 QUICK = ["trainer.accelerator=cpu", "trainer.max_epochs=1", "extras.lint=false"]
 
@@ -35,30 +34,11 @@ def console80(monkeypatch):
     monkeypatch.setattr(quiet, "_summary_shown", False)
 
 
-def in_process(monkeypatch, tmp_path: Path, *overrides: str) -> int:
-    """`python -m dlrecipe.train ...` inside this process; leaves no Hydra state or handler."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
+def in_process(tmp_path: Path, *overrides: str) -> int:
+    """`python -m dlrecipe.train ...` inside this process, from tmp_path: its exit code."""
     from dlrecipe.train import main
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["dlrecipe-train", *overrides])
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    GlobalHydra.instance().clear()
-    try:
-        main()
-        return 0
-    except SystemExit as stop:
-        return int(stop.code or 0)
-    finally:
-        GlobalHydra.instance().clear()
-        HydraConfig.instance().cfg = None
-        for handler in root.handlers:
-            if handler not in handlers:
-                handler.close()
-        root.handlers[:], root.level = handlers, level
+    return run_main(main, ["dlrecipe-train", *overrides], cwd=tmp_path)
 
 
 @pytest.mark.slow
@@ -67,7 +47,7 @@ def test_kfold_run_counts_folds_prints_once_numbers_epochs_from_1_and_logs_to_tr
 ):
     run = tmp_path / "a_directory_name_long_enough_that_paths_pass_80_columns" / "kfold"
     with warnings.catch_warnings(record=True) as caught:
-        code = in_process(monkeypatch, tmp_path, *QUICK, "experiment=wine_mlp",
+        code = in_process(tmp_path, *QUICK, "experiment=wine_mlp",
                           "data/split=stratified_kfold", "data.split.k=2", f"hydra.run.dir={run}",
                           "report.in_trials_and_folds=true")  # fmt: skip
     captured = capfd.readouterr()
@@ -108,7 +88,7 @@ def test_kfold_run_counts_folds_prints_once_numbers_epochs_from_1_and_logs_to_tr
 def test_sweep_counts_trials_numbers_epochs_from_1_and_fits_its_table_in_80_columns(
     tmp_path, monkeypatch, capfd, console80
 ):
-    code = in_process(monkeypatch, tmp_path, *QUICK, "hparams_search=wine_mlp_search",
+    code = in_process(tmp_path, *QUICK, "hparams_search=wine_mlp_search",
                       "hydra.sweeper.n_trials=2", "report.enabled=false",
                       "hydra.sweeper.study_name=console", f"hydra.sweep.dir={tmp_path / 'sweep'}")  # fmt: skip
     out = capfd.readouterr().out

@@ -8,6 +8,7 @@ weights are files written by the tests, so nothing touches the network.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -172,8 +173,12 @@ def test_finetune_run_end_to_end_and_eval_reproduces(
 
     cfg = make_cfg(*TIMM, *DIGITS_FEW, f"model.net.backbone.weights={timm_file}",
                    "model/finetuning=full", "report.enabled=false")  # fmt: skip
-    assert train(cfg) is not None
-    notes = json.loads((tmp_path / "run" / "summary.json").read_text())["notes"]
+    value = train(cfg)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    classes = len(summary["info"]["class_names"])  # finite, what the summary says, not diverged
+    assert math.isfinite(value) and value == summary["optimized_value"]
+    assert 0 < value < 3 * math.log(classes), (value, classes)
+    notes = summary["notes"]
     assert any(n.startswith("fine-tuning: full; unfrozen epoch 0: conv1") for n in notes)
     best = next((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
     timm_file.rename(timm_file.with_suffix(".moved"))  # eval needs the checkpoint only
@@ -326,9 +331,12 @@ def test_frozen_backbone_runs_end_to_end_with_the_report(
     # filter patterns on 8 px digits on purpose: they must run through a frozen backbone too
     cfg = make_cfg(*TIMM, *DIGITS_FEW, f"model.net.backbone.weights={timm_file}", *mode,
                    "trainer.max_epochs=1", "+report.cam_samples=2", "+report.filter_patterns_min_size=8")  # fmt: skip
-    assert train(cfg) is not None
+    value = train(cfg)
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
+    classes = len(summary["info"]["class_names"])  # finite, what the summary says, not diverged
+    assert math.isfinite(value) and value == summary["optimized_value"]
+    assert 0 < value < 3 * math.log(classes), (value, classes)
     assert any("backbone stays frozen" in n for n in summary["notes"]), summary["notes"]
     for figure in ("gradcam.png", "activations.png", "filters.png", "filter_patterns.png"):
         assert (run / "report" / figure).is_file(), figure

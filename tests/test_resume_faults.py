@@ -25,6 +25,7 @@ import torch
 from dlrecipe.builders import build_data
 from dlrecipe.data.loaders import epoch_permutation
 from dlrecipe.train import main
+from tests.conftest import run_main
 
 pytestmark = pytest.mark.slow
 EPOCHS = 30  # ~25 ms each: a kill after epoch 3 leaves the run most of its epochs to go
@@ -37,17 +38,10 @@ KFOLD = ["data/split=kfold", "data.split.k=2"]
 
 def cli(*args: str) -> int:
     """`python -m dlrecipe.train *args` in this process; the exit status."""
-    argv = sys.argv
-    sys.argv = ["dlrecipe.train", *args]
     try:
-        main()
-        return 0
-    except SystemExit as exit:
-        return exit.code
+        return run_main(main, ["dlrecipe.train", *args])
     except Exception:  # a crash: from a shell, its traceback and exit 1
         return 1
-    finally:
-        sys.argv = argv
 
 
 def killed_run(run_dir: Path, watched: Path, *overrides: str) -> None:

@@ -154,21 +154,8 @@ def test_a_curriculum_counts_its_growing_epochs_for_the_lr_schedule(make_cfg):
 
 @pytest.mark.parametrize("warmup", [0.0, 0.5])
 def test_a_constant_lr_steps_no_scheduler_unless_it_warms_up(make_cfg, warmup):
-    cfg = make_cfg(*WINE, "trainer.max_epochs=2", "model/scheduler=none",
-                   f"model.scheduler.warmup_frac={warmup}")  # fmt: skip
-    data = build_data(cfg)
-    model = build_model(cfg, data.info)
-    lrs = []
-
-    class Record(pl.Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-    trainer = pl.Trainer(
-        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()],
-    )  # fmt: skip
-    trainer.fit(model, datamodule=data)
+    cfg = make_cfg(*WINE, "model/scheduler=none", f"model.scheduler.warmup_frac={warmup}")
+    lrs, trainer = _lr_per_step(cfg, epochs=2)
     peak = cfg.model.optimizer.lr
     if warmup == 0.0:  # nothing stepped per batch: the LR is the optimizer's throughout
         assert trainer.lr_scheduler_configs == []
@@ -177,8 +164,8 @@ def test_a_constant_lr_steps_no_scheduler_unless_it_warms_up(make_cfg, warmup):
         assert lrs[0] < peak / 100 and lrs[-1] == pytest.approx(peak)
 
 
-def _lr_per_step(cfg) -> tuple[list[float], int]:
-    """The learning rate of every optimizer step of a short real fit, and the number of steps."""
+def _lr_per_step(cfg, epochs: int = 3) -> tuple[list[float], pl.Trainer]:
+    """The learning rate of every optimizer step of a short real fit, and its fitted trainer."""
     data = build_data(cfg)
     model = build_model(cfg, data.info)
     lrs = []
@@ -188,12 +175,12 @@ def _lr_per_step(cfg) -> tuple[list[float], int]:
             lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
     trainer = pl.Trainer(
-        accelerator="cpu", max_epochs=3, logger=False, enable_checkpointing=False,
+        accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()],
         num_sanity_val_steps=0,
     )  # fmt: skip
     trainer.fit(model, datamodule=data)
-    return lrs, trainer.global_step
+    return lrs, trainer
 
 
 SCHEDULES = sorted(
@@ -205,8 +192,8 @@ SCHEDULES = sorted(
 def test_warmup_frac_ramps_every_schedule_up_to_the_optimizer_lr(make_cfg, name):
     cfg = make_cfg(*WINE, "data.batch_size=16", f"model/scheduler={name}",
                    "model.scheduler.warmup_frac=0.3")  # fmt: skip
-    lrs, steps = _lr_per_step(cfg)
-    peak, warmup = cfg.model.optimizer.lr, int(0.3 * steps)
+    lrs, trainer = _lr_per_step(cfg)
+    peak, warmup = cfg.model.optimizer.lr, int(0.3 * trainer.global_step)
     assert lrs[0] < 0.2 * peak, name  # starts low ...
     top = max(range(len(lrs)), key=lambda i: (lrs[i], -i))
     assert abs(top - warmup) <= 1, (name, top, warmup)  # ... and peaks where the warm-up ends
@@ -217,3 +204,16 @@ def test_onecycle_refuses_a_zero_warmup_naming_it(make_cfg):
     cfg = make_cfg(*WINE, "model/scheduler=onecycle", "model.scheduler.warmup_frac=0")
     with pytest.raises(ConfigError, match=r"warmup_frac=0.*onecycle always warms up"):
         _lr_per_step(cfg)
+
+
+@pytest.mark.parametrize("rule, factor", [("none", 1.0), ("linear", 0.5), ("sqrt", 0.5**0.5)])
+def test_lr_scaling_rescales_the_optimizers_lr_by_the_effective_batch(make_cfg, rule, factor):
+    # 16 per batch x 2 accumulated = 32 samples per step: half the base batch of 64.
+    cfg = make_cfg(*WINE, "model/scheduler=none", "data.batch_size=16",
+                   "trainer.accumulate_grad_batches=2", f"lr_scaling.rule={rule}",
+                   "lr_scaling.base_batch_size=64")  # fmt: skip
+    lrs, trainer = _lr_per_step(cfg, epochs=1)
+    expected = cfg.model.optimizer.lr * factor
+    assert lrs and all(lr == pytest.approx(expected, rel=1e-12) for lr in lrs), (lrs[:3], expected)
+    for group in trainer.optimizers[0].param_groups:  # every group, with or without weight decay
+        assert group["lr"] == pytest.approx(expected, rel=1e-12)

@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from dlrecipe.errors import ConfigError
 from dlrecipe.sweep.liveness import Liveness
 from dlrecipe.sweep.storage import ENV, job_storage, make_storage, redact, resolve_storage
+from tests.conftest import run_main
 
 pytest_plugins = ["tests.postgres"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,28 +68,10 @@ def test_redact_hides_the_password_wherever_it_sits():
 
 def in_process(monkeypatch, tmp_path: Path, *overrides: str) -> int:
     """`python -m dlrecipe.train ...` inside this process (no second import of torch): exit code."""
-    import logging
-
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
     from dlrecipe.train import main
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", command(tmp_path, *overrides)[2:])
-    monkeypatch.delenv(ENV, raising=False)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    GlobalHydra.instance().clear()
-    try:
-        main()
-        return 0
-    except SystemExit as stop:
-        return int(stop.code or 0)
-    finally:  # leave no Hydra state or log handlers behind for the next test
-        GlobalHydra.instance().clear()
-        HydraConfig.instance().cfg = None
-        root.handlers[:], root.level = handlers, level
+    monkeypatch.delenv(ENV, raising=False)  # only what the test passes, as in run()
+    return run_main(main, command(tmp_path, *overrides)[2:], cwd=tmp_path)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from hydra import compose, initialize_config_dir
@@ -59,7 +60,10 @@ def test_every_preset_split_and_sampler_compose_into_a_sweep_that_can_start():
 def test_cmaes_backend_is_installed():
     import cmaes  # Optuna imports it lazily, at the first relative sample: a sweep would fail late
 
-    assert cmaes.CMA is not None
+    optimizer = cmaes.CMA(mean=np.zeros(2), sigma=1.0, seed=0)  # one ask/tell round trip
+    candidates = [optimizer.ask() for _ in range(optimizer.population_size)]
+    optimizer.tell([(x, float(x @ x)) for x in candidates])
+    assert optimizer.generation == 1 and candidates[0].shape == (2,)
 
 
 def test_a_continuous_interval_becomes_grid_points_or_a_clear_error():
