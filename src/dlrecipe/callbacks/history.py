@@ -20,6 +20,9 @@ class History(pl.Callback):
     def __init__(self, filename: str = "history.csv"):
         self.filename = filename
         self.rows: list[dict[str, float]] = []
+        # The columns of the file this process wrote (None: not written yet, or rows were
+        # loaded from a checkpoint): a new row with the same columns is appended, not rewritten.
+        self._columns: list[str] | None = None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -35,6 +38,15 @@ class History(pl.Callback):
             self.write(Path(trainer.default_root_dir) / self.filename)
 
     def write(self, path: Path) -> None:
+        """Append the newest row, or rewrite the whole file when its columns changed.
+
+        Rewriting every row each epoch made the history cost grow with the run's length.
+        """
+        newest = self.rows[-1] if self.rows else {}
+        if self._columns is not None and path.is_file() and set(newest) <= set(self._columns):
+            with path.open("a", newline="") as f:
+                csv.DictWriter(f, fieldnames=self._columns).writerow(newest)
+            return
         keys: list[str] = []
         for row in self.rows:
             keys += [k for k in row if k not in keys]
@@ -42,6 +54,7 @@ class History(pl.Callback):
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.rows)
+        self._columns = keys
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": self.rows}
@@ -51,3 +64,4 @@ class History(pl.Callback):
         # checkpoint after a fit must not roll the history back to that checkpoint's epoch.
         if not self.rows:
             self.rows = list(state_dict.get("rows", []))
+            self._columns = None  # the file may hold rows past the checkpoint: rewrite it

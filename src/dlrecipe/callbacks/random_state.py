@@ -40,8 +40,9 @@ def capture() -> dict[str, Any]:
             "has_gauss": int(numpy_state["has_gauss"]),
             "gauss": float(numpy_state["gauss"]),
         },
-        "python": {"version": python_version, "internal": list(python_internal),
-                   "gauss": python_gauss},
+        # One tensor, not 625 ints: each pickled object costs time in every checkpoint write.
+        "python": {"version": python_version, "gauss": python_gauss,
+                   "internal": torch.tensor(python_internal, dtype=torch.int64)},
     }  # fmt: skip
 
 
@@ -59,7 +60,8 @@ def restore(state: dict[str, Any]) -> None:
         "has_gauss": int(saved["has_gauss"]), "gauss": float(saved["gauss"]),
     })  # fmt: skip
     python = state["python"]
-    random.setstate((int(python["version"]), tuple(int(v) for v in python["internal"]),
+    internal = torch.as_tensor(python["internal"], dtype=torch.int64).tolist()  # list: older ckpts
+    random.setstate((int(python["version"]), tuple(int(v) for v in internal),
                      None if python["gauss"] is None else float(python["gauss"])))  # fmt: skip
 
 

@@ -136,17 +136,6 @@ class LitModel(pl.LightningModule):
         """The training loss of raw net outputs against targets in their original units."""
         return self.loss_fn(*self.task.loss_inputs(out, self.scale_target(y)))
 
-    # Lightning sets _current_fx_name around each of the dozen hook calls of a step, and the
-    # epoch sums below change every step: nn.Module.__setattr__'s parameter / buffer / module
-    # checks on these plain values cost more than a small model's hooks themselves.
-    _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_count"})
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in LitModel._PLAIN_ATTRIBUTES:
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
@@ -161,7 +150,7 @@ class LitModel(pl.LightningModule):
         self._loss_sum.add_(loss.detach(), alpha=n)  # in place: no new tensors per step
         scored = self.to_target_units(out.detach())  # the main metric in the target's units
         self._score_sum.add_(self.task.score_sum(scored, self.task.hard_targets(y)))
-        self._count += n
+        self._count.add_(n)  # a tensor updated in place: no nn.Module.__setattr__ per step
         if self._penalized:  # train/loss stays the data loss, comparable with val/loss
             penalty = self.regularization.penalty()
             self._penalty_sum += penalty.detach()
@@ -184,7 +173,7 @@ class LitModel(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._loss_sum = torch.zeros((), device=self.device)
         self._score_sum = torch.zeros((), device=self.device)
-        self._count = 0
+        self._count = torch.zeros((), device=self.device)
         self._penalty_sum = torch.zeros((), device=self.device)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

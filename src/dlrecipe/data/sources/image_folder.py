@@ -128,7 +128,12 @@ def load_image_folder(
     inputs: torch.Tensor | Dataset = dataset
     if len(files) * channels * size[0] * size[1] <= max_memory_mb * 2**20:
         loader = DataLoader(dataset, batch_size=256, num_workers=decode_workers)
-        inputs = torch.cat([x for x, _ in loader])
+        # Filled batch by batch: concatenating a list of batches held the folder twice at once.
+        inputs = torch.empty((len(files), channels, *size), dtype=torch.uint8)
+        start = 0
+        for x, _ in loader:
+            inputs[start : start + len(x)] = x
+            start += len(x)
     return SourceData(
         inputs,
         torch.as_tensor(labels, dtype=torch.long),
