@@ -81,9 +81,8 @@ def test_async_checkpoints_resume_losing_at_most_one_epoch_with_identical_metric
     done = len(rows(history))  # epochs finished before the kill (a row follows last.ckpt's save)
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
     assert done - 2 <= saved < EPOCHS - 1  # 0-based: at most the newest epoch's write was lost
-    # the resumed run keeps the plugin: a target from the run's own config needs trusting
-    trust = "trusted_targets=[lightning.pytorch.plugins.io.AsyncCheckpointIO]"
-    assert cli(f"resume={run}", trust) == 0
+    # the resumed run keeps the plugin: trainer=async_checkpoint ships in conf/, so it is trusted
+    assert cli(f"resume={run}") == 0
 
     expected, got = results(reference), results(run)
     assert got.keys() == expected.keys()

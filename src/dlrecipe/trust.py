@@ -76,7 +76,11 @@ def project_targets() -> frozenset[str]:
             found.update(
                 str(c[k]) for _, c, k in _walk(data) if k == "_target_" and isinstance(c[k], str)
             )
-    return frozenset(t for t in found if "${" not in t)
+    return frozenset(t for t in found if "${" not in t) | EARLIER_TARGETS
+
+
+# Targets earlier versions' conf/ shipped: runs and checkpoints they stored still resume and eval.
+EARLIER_TARGETS = frozenset({"lightning.pytorch.callbacks.ModelCheckpoint"})  # last_checkpoint
 
 
 @functools.cache
