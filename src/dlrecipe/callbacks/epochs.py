@@ -32,6 +32,18 @@ class OneBasedModelCheckpoint(ModelCheckpoint):
         super().__init__(
             filename=filename, auto_insert_metric_name=auto_insert_metric_name, **kwargs
         )
+        # Lightning's per-batch check acts only on a step or time trigger: without one it would
+        # cost every step for nothing.
+        self.per_step = bool(kwargs.get("every_n_train_steps")) or (
+            kwargs.get("train_time_interval") is not None
+        )
+        # Saves at Lightning's default moment (epoch or validation end): LastCheckpoint may then
+        # link last.ckpt to the file written instead of writing the same state again.
+        self.default_moment = kwargs.get("save_on_train_epoch_end") is None
+
+    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        if self.per_step:
+            super().on_train_batch_end(*args, **kwargs)
 
     def format_checkpoint_name(self, metrics: dict[str, Any], *args: Any, **kwargs: Any) -> str:
         if "epoch" in metrics:

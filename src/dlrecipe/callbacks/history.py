@@ -10,10 +10,13 @@ with train and validation loss, the main metric and the learning rate.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+
+from dlrecipe.errors import ConfigError
 
 
 class History(pl.Callback):
@@ -57,11 +60,36 @@ class History(pl.Callback):
         self._columns = keys
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows}
+        # One JSON string, not a list of dicts: torch.save pays per pickled object, and the rows
+        # (a dozen objects each) grew every checkpoint write with the run's length. JSON keeps
+        # ints and floats exact (repr round-trips), NaN and inf too, and loads weights_only.
+        return {"rows_json": json.dumps(self.rows)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Resuming a fit starts empty and takes the saved rows; validating or testing the best
         # checkpoint after a fit must not roll the history back to that checkpoint's epoch.
         if not self.rows:
-            self.rows = list(state_dict.get("rows", []))
+            self.rows = saved_rows(state_dict)
             self._columns = None  # the file may hold rows past the checkpoint: rewrite it
+
+
+def saved_rows(state: dict[str, Any]) -> list[dict[str, float]]:
+    """The rows of a checkpoint's History state (also the older list-of-dicts form), checked:
+    a checkpoint is read from disk, so a row must be a mapping of names to numbers."""
+    rows: Any = state.get("rows", [])
+    if "rows_json" in state:
+        try:
+            rows = json.loads(str(state["rows_json"]))
+        except ValueError as err:
+            raise ConfigError(
+                f"the checkpoint's History state is not a JSON table ({err})"
+            ) from err
+    number = (int, float)
+    if not isinstance(rows, list) or not all(
+        isinstance(row, dict)
+        and all(isinstance(k, str) and isinstance(v, number) and not isinstance(v, bool)
+                for k, v in row.items())
+        for row in rows
+    ):  # fmt: skip
+        raise ConfigError("the checkpoint's History state is not a list of {name: number} rows")
+    return [dict(row) for row in rows]

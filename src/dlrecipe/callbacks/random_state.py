@@ -28,7 +28,9 @@ def capture() -> dict[str, Any]:
     numpy_state = np.random.get_state(legacy=False)
     python_version, python_internal, python_gauss = random.getstate()
     cuda = []
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    # is_initialized first: is_available asks the driver (NVML through ctypes) on every call,
+    # a fixed cost in every checkpoint write; CUDA never initialized has no generator state.
+    if torch.cuda.is_initialized() and torch.cuda.is_available():
         cuda = torch.cuda.get_rng_state_all()
     return {
         "torch": torch.get_rng_state(),
