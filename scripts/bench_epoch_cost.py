@@ -1,30 +1,28 @@
 """Where dlrecipe's own time goes on the MLP case: each part switched off in turn, ms per epoch.
 
-    .venv/bin/python scripts/bench_epoch_cost.py --threads 1 --clock cpu [--repeats 3] [--epochs 30]
+    .venv/bin/python scripts/bench_epoch_cost.py --threads 1 --clock cpu [--repeats 3] [--epochs 20]
 
 Trains make bench's breast_cancer MLP case (batch 32, 12 steps an epoch, dlrecipe's side of
 scripts/bench_throughput.py) with everything on, then with one part off at a time (a callback
 set to null, the CSV logger off, or one of the two callbacks train.py always adds), then with
 all of them off, and bare Lightning on the same batches. The variants alternate and repeat in
-one process; medians count. Each runs twice: with the full 12-step epochs and with
-`trainer.limit_train_batches=4`, so that a part's cost splits into what it costs per epoch
-(checkpoint writes, a history row) and per training step (hooks dispatched every batch):
-
-    per step  = (saving at 12 steps - saving at 4 steps) / 8
-    per epoch = saving at 12 steps - 12 * per step
-
-Small parts are within the noise of a shared machine; the checkpoint rows are not.
+one process; medians count. On a shared machine a part under ~1 ms an epoch is within the
+noise, so a second table reads the CPU time spent inside each hook of a run with everything on
+(Lightning's public Profiler interface): per epoch and per training step.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import io
 import statistics
+import sys
 import tempfile
 
 import torch
+from lightning.pytorch.profilers import Profiler
 
 import benchlib
 import dlrecipe.train as train_module
@@ -33,7 +31,6 @@ from benchlib import StepTimer
 from dlrecipe.builders import compose
 
 CASE = [*COMMON, *CASES["breast_cancer MLP, batch 32"], "trainer.accelerator=cpu"]
-SHORT = 4  # training batches per epoch of the short runs
 
 # What train.py adds to every fit: not config entries, so dropped here by class name.
 ALWAYS = ("DivergenceGuard", "RandomState")
@@ -64,14 +61,39 @@ def without(classes: list[str]):
         train_module.build_trainer = build
 
 
-def seconds_per_epoch(off: list[str], epochs: int, steps: int | None) -> float:
+class HookTimes(Profiler):
+    """CPU time inside every profiled action (hooks, save_checkpoint, ...), from epoch 2 on."""
+
+    last: HookTimes | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: dict[str, float] = {}
+        self.seconds: collections.Counter = collections.Counter()
+        self.calls: collections.Counter = collections.Counter()
+        HookTimes.last = self
+
+    def start(self, action_name: str) -> None:
+        self.started[action_name] = benchlib.clock()
+
+    def stop(self, action_name: str) -> None:
+        began = self.started.pop(action_name, None)
+        if began is not None and StepTimer.last.get("start") is not None:
+            self.seconds[action_name] += benchlib.clock() - began
+            self.calls[action_name] += 1
+
+    def summary(self) -> str:
+        return ""
+
+
+def seconds_per_epoch(off: list[str], epochs: int, extra: tuple[str, ...] = ()) -> float:
     """Steady-state seconds per epoch (epochs 2..end) with the parts in `off` switched off."""
     overrides = [o for o in off if "=" in o]
-    limit = [f"trainer.limit_train_batches={steps}"] if steps else []
+    StepTimer.last = {}
     with tempfile.TemporaryDirectory() as out, without([o for o in off if "=" not in o]):
         cfg = compose([
             *benchlib.QUIET, f"paths.output_dir={out}", *CASE, f"trainer.max_epochs={epochs}",
-            *limit, "+callbacks.step_timer._target_=benchlib.StepTimer", *overrides,
+            *extra, "+callbacks.step_timer._target_=benchlib.StepTimer", *overrides,
         ])  # fmt: skip
         with contextlib.redirect_stdout(io.StringIO()):
             train_module.train(cfg)
@@ -81,10 +103,11 @@ def seconds_per_epoch(off: list[str], epochs: int, steps: int | None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--clock", choices=sorted(benchlib.CLOCKS), default="wall")
     args = parser.parse_args()
+    sys.modules.setdefault("bench_epoch_cost", sys.modules[__name__])  # HookTimes by its name
     benchlib.set_clock(args.clock)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,33 +117,32 @@ def main() -> None:
         *(o for off in PARTS.values() for o in off),
         "trainer.enable_checkpointing=false",
     ]
-    times: dict[tuple[str, int | None], list[float]] = {}
+    times: dict[str, list[float]] = {}
     bare: list[float] = []
     for repeat in range(args.repeats + 1):  # the first round warms up and is not counted
         for name, off in variants.items():
-            for steps in (None, SHORT):
-                seconds = seconds_per_epoch(off, args.epochs, steps)
-                if repeat:
-                    times.setdefault((name, steps), []).append(seconds)
+            seconds = seconds_per_epoch(off, args.epochs)
+            if repeat:
+                times.setdefault(name, []).append(seconds)
         seconds = lightning_loop(CASE, args.epochs, "cpu") * 12  # 12 steps an epoch
         if repeat:
             bare.append(seconds)
     ms = {key: statistics.median(v) * 1e3 for key, v in times.items()}
-    full, short = ms[("everything on", None)], ms[("everything on", SHORT)]
+    full = ms["everything on"]
     print(f"torch threads {torch.get_num_threads()}, clock {args.clock}, epochs {args.epochs}, "
           f"repeats {args.repeats}")  # fmt: skip
     print(f"everything on: {full:.1f} ms an epoch ({full / 12:.2f} ms a step, 12 steps); "
           f"bare Lightning {statistics.median(bare) * 1e3:.1f} ms")  # fmt: skip
-    print(f"{'part switched off':28s} {'saves ms/epoch':>14s} {'per epoch ms':>12s} "
-          f"{'per step us':>11s}")  # fmt: skip
-    for name in variants:
-        if name == "everything on":
-            continue
-        saved_full = full - ms[(name, None)]
-        saved_short = short - ms[(name, SHORT)]
-        per_step = (saved_full - saved_short) / (12 - SHORT)
-        per_epoch = saved_full - 12 * per_step
-        print(f"{name:28s} {saved_full:14.2f} {per_epoch:12.2f} {per_step * 1e3:11.0f}")
+    print(f"{'part switched off':28s} {'saves ms/epoch':>14s}")
+    for name in list(variants)[1:]:
+        print(f"{name:28s} {full - ms[name]:14.2f}")
+    seconds_per_epoch([], args.epochs, ("+trainer.profiler._target_=bench_epoch_cost.HookTimes",))
+    hooks, epochs = HookTimes.last, args.epochs - 1
+    print(f"CPU time inside hooks (everything on, {epochs} epochs): ms/epoch, calls/epoch, us/call")
+    for action, seconds in hooks.seconds.most_common(25):
+        calls = hooks.calls[action]
+        print(f"{seconds / epochs * 1e3:8.3f} {calls / epochs:6.1f} {seconds / calls * 1e6:9.1f}  "
+              f"{action[:110]}")  # fmt: skip
 
 
 if __name__ == "__main__":
