@@ -238,3 +238,18 @@ def raw_inputs(inputs: Any, indices: np.ndarray) -> torch.Tensor:
     if isinstance(inputs, torch.Tensor):
         return inputs[torch.as_tensor(indices)]
     return torch.stack([inputs[int(i)][0] for i in indices])
+
+
+def planned_train_batches(datamodule: Any, epochs: int) -> int:
+    """Training batches over the whole fit under the datamodule's epoch schedules. Lightning's
+    estimate is the first epoch's loader times the epochs: short when a curriculum starts small."""
+    saved, total, world = datamodule.batch_size, 0, datamodule.rank_and_world()[1]
+    try:
+        for epoch in range(epochs):
+            train = datamodule.epoch_train_indices(epoch)
+            batch, drop_last = datamodule.train_batching(train)
+            local = len(train) // world
+            total += local // batch if drop_last else -(-local // batch)
+    finally:
+        datamodule.batch_size = saved
+    return total
