@@ -49,18 +49,10 @@ OPTIONAL_MODULES = (
 )  # fmt: skip
 # Lazy imports from the core into a plug-in, each only on the path of that plug-in's feature.
 # Known and listed here so that a new one fails; each names why it is still there.
-CORE_EXCEPTIONS = {
-    # the fine-tuning stages reload the data (compat / finetune engineers are moving this)
-    ("dlrecipe.models.module", "dlrecipe.callbacks.data_schedule"),
-}
-# Cycles outside the core, known and left to their owners: eval.py's restore() is used by the
-# fold ensemble that eval.py itself calls (both are entry points; neither is imported by the core).
-# tasks/base.py loads the built-in tasks (tasks/builtin.py, which registers itself with base) on
-# first use, so that `import dlrecipe.tasks` stays free of torch: a registry, not a tangle.
-KNOWN_CYCLES = [
-    ["dlrecipe.ensemble", "dlrecipe.eval"],
-    ["dlrecipe.tasks.base", "dlrecipe.tasks.builtin"],
-]
+CORE_EXCEPTIONS: set[tuple[str, str]] = set()  # none left
+# eval and the fold ensemble share restore.py; tasks/__init__.py (not base.py) loads the built-in
+# tasks on first use, so `import dlrecipe.tasks` stays free of torch without a cycle.
+KNOWN_CYCLES: list[list[str]] = []  # none left; a new one is a layering mistake to fix
 
 
 def module_name(path: Path) -> str:

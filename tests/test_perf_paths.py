@@ -152,17 +152,16 @@ def test_generator_state_round_trips_through_a_weights_only_checkpoint(tmp_path)
 
 def test_normalization_is_fitted_chunk_by_chunk_with_the_one_shot_statistics(make_cfg):
     from dlrecipe.builders import build_data
-    from dlrecipe.data import datamodule as dm
-    from dlrecipe.data.loaders import to_float
+    from dlrecipe.data.loaders import CHUNK_VALUES, float_batches, to_float
 
     data = build_data(
         make_cfg("data=synthetic", "data.source.samples=800", "+data.source.shape=[3,32,32]")
     )
     train = data.fold.train
-    chunks = [len(x) for x in data._float_batches(train)]
+    chunks = [len(x) for x in float_batches(data.data.inputs, train)]
     # 3x32x32 = 3072 values a sample: at most 2**20 // 3072 = 341 samples a chunk, not all
     # 560 training images as floats (and float64) at once
-    assert max(chunks) == dm.CHUNK_VALUES // 3072 and sum(chunks) == len(train)
+    assert max(chunks) == CHUNK_VALUES // 3072 and sum(chunks) == len(train)
     data.setup("fit")
     x = to_float(data.data.inputs[torch.as_tensor(train)]).double()
     assert torch.allclose(data.normalization.mean.double(), x.mean((0, 2, 3)), atol=1e-5)

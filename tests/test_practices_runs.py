@@ -105,14 +105,16 @@ def test_stalled_dead_units_and_data_curve_findings_follow_their_numbers(make_cf
             for s, v in enumerate(vs)]  # fmt: skip
     columns = ["fraction", "n_train", "seed", "train_score", "val_score"]
     pd.DataFrame(rows, columns=columns).to_csv(tmp_path / "data_curve.csv", index=False)
-    assert "still rises from 0.8050 at 500 to 0.9050 at 1000" in data_curve(tmp_path / "run", "x")
+    assert "still rises from 0.8050 at 500 to 0.9050 at 1000" in data_curve(
+        tmp_path / "run", "multiclass"
+    )
     flat_rows = [
         (f, n, s, 1.0, 0.9 + 0.01 * s) for f, n in ((0.5, 500), (1.0, 1000)) for s in (0, 1)
     ]
     pd.DataFrame(flat_rows, columns=columns).to_csv(tmp_path / "data_curve.csv", index=False)
-    assert data_curve(tmp_path / "run", "x") is None  # flat: no claim
+    assert data_curve(tmp_path / "run", "multiclass") is None  # flat: no claim
     (tmp_path / "data_curve.csv").write_text("garbage,\n\x00\n")
-    assert data_curve(tmp_path / "run", "x") is None  # unreadable: no claim, no crash
+    assert data_curve(tmp_path / "run", "multiclass") is None  # unreadable: no claim, no crash
 
 
 def test_refit_trains_on_exactly_train_plus_validation_for_the_chosen_epochs(make_cfg, tmp_path):

@@ -131,7 +131,7 @@ def check_arguments(node: Any, where: str) -> None:
         return
     target = node.get("_target_") if "_target_" in node else None
     sig = _signature(str(target)) if isinstance(target, str) else None
-    for key in node:
+    for key, child in node.items_ex(resolve=False):  # interpolations stay unresolved
         key = str(key)
         if sig is not None and not key.startswith("_") and key not in sig.parameters:
             known = [k for k in sig.parameters if k != "self"]
@@ -140,7 +140,6 @@ def check_arguments(node: Any, where: str) -> None:
             raise ConfigError(
                 f"{where}.{key} is not an argument of {target}; {hint}(it takes {', '.join(known)})"
             )
-        child = node._get_node(key)
         if isinstance(child, DictConfig):
             check_arguments(child, f"{where}.{key}")
 

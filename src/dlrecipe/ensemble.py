@@ -108,8 +108,8 @@ def evaluate_ensemble(cfg, ckpts: list[str], out_dir: Path) -> dict[str, float]:
     from rich.console import Console
 
     from dlrecipe.cv.summary import score_table
-    from dlrecipe.eval import restore
     from dlrecipe.predict import predict_table, split_predictions
+    from dlrecipe.restore import restore
 
     restored = [restore(c, cfg.paths, cfg.get("data"))[1:] for c in ckpts]
     info = restored[0][1].info

@@ -24,7 +24,7 @@ def preview(cfg: DictConfig) -> Path:
     datamodule = build_data(cfg)
     if not datamodule.info.is_image:
         raise ConfigError(
-            f"preview shows images, but data={cfg.data.get('name', 'this data')} is a table"
+            f"preview shows images, but data={cfg.data.source.get('name', 'this data')} is a table"
         )
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

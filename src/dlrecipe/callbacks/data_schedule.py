@@ -59,18 +59,3 @@ class DataSchedule(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.changes_after(trainer.current_epoch):
             self.reload_next_epoch(trainer)
-
-
-def planned_train_batches(datamodule, epochs: int) -> int:
-    """Training batches over the whole fit under the datamodule's epoch schedules. Lightning's
-    estimate is the first epoch's loader times the epochs: short when a curriculum starts small."""
-    saved, total, world = datamodule.batch_size, 0, datamodule.rank_and_world()[1]
-    try:
-        for epoch in range(epochs):
-            train = datamodule.epoch_train_indices(epoch)
-            batch, drop_last = datamodule.train_batching(train)
-            local = len(train) // world
-            total += local // batch if drop_last else -(-local // batch)
-    finally:
-        datamodule.batch_size = saved
-    return total

@@ -20,13 +20,14 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
 
 from dlrecipe.data.augmentation import Augmentation
 from dlrecipe.data.info import DataInfo
 from dlrecipe.data.loaders import (
     TensorBatches,
     augmenting_loader,
+    float_batches,
+    raw_inputs,
     subset_loader,
     tensor_dataloader,
     to_float,
@@ -160,8 +161,7 @@ class DataModule(pl.LightningDataModule):
         return self.with_fold(dataclasses.replace(fold, train=train), seed)
 
     def with_fold(self, fold: Fold, seed: int | None = None) -> DataModule:
-        """The same data with `fold` in place of the current fold, normalization to be refitted
-        on its training part (the other folds and this DataModule stay as they are)."""
+        """The same data with `fold` in place of the current one, normalization to be refitted."""
         twin = self.for_fold(self.fold_index, seed)
         twin._folds = list(self.folds)
         twin._folds[self.fold_index] = fold
@@ -188,7 +188,7 @@ class DataModule(pl.LightningDataModule):
                 "settings changed since training, so its metrics cannot be reproduced"
             )
         if not self.normalization.fitted:
-            self.normalization.fit(self._float_batches(fold.train))
+            self.normalization.fit(float_batches(self.data.inputs, fold.train, self.num_workers))
         if not self.target_scaling.fitted and self.info.task_obj.scales_targets:
             self.target_scaling.fit(self.data.targets[torch.as_tensor(fold.train)])
         self.prepare_augmentation()
@@ -221,8 +221,7 @@ class DataModule(pl.LightningDataModule):
         return loader
 
     def epoch_train_indices(self, epoch: int | None = None) -> np.ndarray:
-        """An epoch's training samples (all, unless a curriculum narrows them) and batch size;
-        the trainer's current epoch by default."""
+        """An epoch's training samples (all, unless a curriculum narrows them); default: now."""
         train, epoch = self.fold.train, self._epoch() if epoch is None else epoch
         for schedule in self.epoch_schedules:
             train = schedule.for_epoch(self, train, epoch)
@@ -246,9 +245,8 @@ class DataModule(pl.LightningDataModule):
     @property
     def augments_in_workers(self) -> bool:
         """Image augmentation runs per sample in DataLoader workers when there are any."""
-        return (
-            self.num_workers > 0 and self.info.is_image and self.augmentation.transform is not None
-        )
+        augments = self.augmentation.transform is not None
+        return self.num_workers > 0 and augments and self.info.is_image
 
     def val_dataloader(self) -> Iterable:
         return self._loader(self.fold.val, self.eval_batch_size, False, False)
@@ -271,8 +269,8 @@ class DataModule(pl.LightningDataModule):
         Images are augmented in pixel space, before normalization; tables after it, so that
         feature noise is measured in standard deviations of each feature.
         """
-        if self._served_features is not None:  # cached backbone features: already model input
-            return x
+        if self._served_features is not None:
+            return x  # cached backbone features: already model input
         x = to_float(x)
         if augment and x.ndim == 4 and not self.augments_in_workers:
             x = self.augmentation(x)
@@ -333,10 +331,7 @@ class DataModule(pl.LightningDataModule):
 
     def raw_inputs(self, indices: np.ndarray) -> torch.Tensor:
         """The samples at `indices` as stored (uint8 or float), from memory or decoded lazily."""
-        inputs = self.data.inputs
-        if isinstance(inputs, torch.Tensor):
-            return inputs[torch.as_tensor(indices)]
-        return torch.stack([inputs[int(i)][0] for i in indices])
+        return raw_inputs(self.data.inputs, indices)
 
     def batches(self, indices: np.ndarray) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Every sample of `indices` in order, unsharded (predictions written by rank 0)."""
@@ -353,21 +348,3 @@ class DataModule(pl.LightningDataModule):
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer else 0
-
-    def _float_batches(self, indices: np.ndarray) -> Iterable[torch.Tensor]:
-        inputs = self.data.inputs
-        if isinstance(inputs, torch.Tensor):
-            # Chunks of at most 1M values: the float and float64 copies the statistics need stay
-            # ~20 MB whatever the sample size (8192 images of 64x64x3 were 2 GB at once).
-            step = max(1, min(8192, CHUNK_VALUES // max(1, inputs[:1].numel())))
-            for start in range(0, len(indices), step):
-                yield to_float(inputs[torch.as_tensor(indices[start : start + step])])
-        else:
-            loader = DataLoader(
-                Subset(inputs, indices.tolist()), batch_size=256, num_workers=self.num_workers
-            )
-            for x, _ in loader:
-                yield to_float(x)
-
-
-CHUNK_VALUES = 2**20  # values per chunk when normalization statistics are fitted

@@ -11,6 +11,7 @@ is counted exactly once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -211,3 +212,44 @@ def subset_loader(
         drop_last=drop_last, num_workers=num_workers, persistent_workers=num_workers > 0,
         pin_memory=torch.cuda.is_available(),
     )  # fmt: skip
+
+
+CHUNK_VALUES = 2**20  # values per chunk when normalization statistics are fitted
+
+
+def float_batches(inputs: Any, indices: np.ndarray, num_workers: int = 0) -> Iterator[torch.Tensor]:
+    """The samples at `indices` as float chunks, for fitting normalization statistics."""
+    if isinstance(inputs, torch.Tensor):
+        # Chunks of at most 1M values: the float and float64 copies the statistics need stay
+        # ~20 MB whatever the sample size (8192 images of 64x64x3 were 2 GB at once).
+        step = max(1, min(8192, CHUNK_VALUES // max(1, inputs[:1].numel())))
+        for start in range(0, len(indices), step):
+            yield to_float(inputs[torch.as_tensor(indices[start : start + step])])
+    else:
+        loader = DataLoader(
+            Subset(inputs, indices.tolist()), batch_size=256, num_workers=num_workers
+        )
+        for x, _ in loader:
+            yield to_float(x)
+
+
+def raw_inputs(inputs: Any, indices: np.ndarray) -> torch.Tensor:
+    """The samples at `indices` as stored (uint8 or float), from memory or decoded lazily."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs[torch.as_tensor(indices)]
+    return torch.stack([inputs[int(i)][0] for i in indices])
+
+
+def planned_train_batches(datamodule: Any, epochs: int) -> int:
+    """Training batches over the whole fit under the datamodule's epoch schedules. Lightning's
+    estimate is the first epoch's loader times the epochs: short when a curriculum starts small."""
+    saved, total, world = datamodule.batch_size, 0, datamodule.rank_and_world()[1]
+    try:
+        for epoch in range(epochs):
+            train = datamodule.epoch_train_indices(epoch)
+            batch, drop_last = datamodule.train_batching(train)
+            local = len(train) // world
+            total += local // batch if drop_last else -(-local // batch)
+    finally:
+        datamodule.batch_size = saved
+    return total

@@ -254,7 +254,7 @@ class LitModel(pl.LightningModule):
             else 1
         )
         if getattr(self.trainer.datamodule, "epoch_schedules", None):  # a curriculum grows epochs
-            from dlrecipe.callbacks.data_schedule import planned_train_batches
+            from dlrecipe.data.loaders import planned_train_batches
 
             planned = planned_train_batches(self.trainer.datamodule, epochs)
             total = max(1, planned // max(1, self.trainer.accumulate_grad_batches))

@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         use_trusted_targets([t for t in args.trusted_targets.split(",") if t.strip()])
         if not args.run_dir.is_dir():
             raise ConfigError(f"{args.run_dir} is not a run directory")
-        from dlrecipe.eval import restore
         from dlrecipe.report.build import write_report
+        from dlrecipe.restore import restore
 
         _, datamodule, model = restore(checkpoint_of(args.run_dir))
         datamodule.setup("test")

@@ -164,31 +164,6 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-def task_names() -> list[str]:
-    _load_builtin()
-    return list(REGISTRY)
-
-
-def _load_builtin() -> None:
-    import dlrecipe.tasks.builtin  # noqa: F401  (registers regression, binary, multiclass)
-
-
-def task_named(name: str, num_classes: int = 0) -> Task:
-    """The task object for a task name (as stored in DataInfo, summary.json, checkpoints)."""
-    _load_builtin()
-    if name not in REGISTRY:
-        raise ConfigError(
-            f"task {name!r} is unknown; known tasks are {task_names()} (a task of your own: "
-            "import the module that registers its class with dlrecipe.tasks.register_task)"
-        )
-    return REGISTRY[name](num_classes)
-
-
-def as_task(task: str | Task, num_classes: int = 0) -> Task:
-    """A Task object from either a Task or its name."""
-    return task if isinstance(task, Task) else task_named(task, num_classes)
-
-
 def direction(metric: str) -> str | None:
     """ "max" when a higher value of this metric (any stage prefix: val/acc) is better, "min"
     when lower is, None for a name no task knows."""
