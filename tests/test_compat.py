@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from dlrecipe.data.loaders import UnrepeatedSampler, evaluation_sampler
 from dlrecipe.eval import evaluate, restore
 from dlrecipe.models.module import DATA_KEY
 from dlrecipe.train import main, train
+from tests.conftest import run_main
 
 WINE = ["experiment=wine_mlp", "data.batch_size=32", "callbacks.early_stopping=null",
         "report.enabled=false", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
@@ -33,14 +33,7 @@ WINE = ["experiment=wine_mlp", "data.batch_size=32", "callbacks.early_stopping=n
 
 def cli(*args: str) -> int:
     """`python -m dlrecipe.train *args` in this process; the exit status."""
-    argv, sys.argv = sys.argv, ["dlrecipe.train", *args]
-    try:
-        main()
-        return 0
-    except SystemExit as exit:
-        return exit.code
-    finally:
-        sys.argv = argv
+    return run_main(main, ["dlrecipe.train", *args])
 
 
 def test_a_resumed_run_writes_a_new_csv_version_and_every_epoch_stays_readable(tmp_path):

@@ -27,6 +27,7 @@ import torch
 from dlrecipe.callbacks.history import History
 from dlrecipe.callbacks.random_state import capture, restore
 from dlrecipe.train import main
+from tests.conftest import run_main
 
 EPOCHS = 30  # wine MLP, batch 8: ~25 ms an epoch, so a kill lands mid-run
 COMMON = ["experiment=wine_mlp", f"trainer.max_epochs={EPOCHS}", "data.batch_size=8",
@@ -36,15 +37,8 @@ COMMON = ["experiment=wine_mlp", f"trainer.max_epochs={EPOCHS}", "data.batch_siz
 
 
 def cli(*args: str) -> int:
-    argv = sys.argv
-    sys.argv = ["dlrecipe.train", *args]
-    try:
-        main()
-        return 0
-    except SystemExit as exit:
-        return exit.code
-    finally:
-        sys.argv = argv
+    """`python -m dlrecipe.train *args` in this process; the exit status."""
+    return run_main(main, ["dlrecipe.train", *args])
 
 
 def rows(path: Path) -> list[dict[str, str]]:
