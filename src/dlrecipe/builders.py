@@ -21,7 +21,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from dlrecipe.configs import conf_dir
+from dlrecipe.configs import conf_dir, target_signature
 from dlrecipe.csv_logs import keeps_earlier_metrics
 from dlrecipe.data.datamodule import DataModule
 from dlrecipe.data.info import DataInfo
@@ -109,14 +109,10 @@ REQUIRED_EXAMPLES = {
 
 
 def _signature(target: str) -> inspect.Signature | None:
-    """The signature of a _target_, None when it takes **kwargs or cannot be inspected."""
-    from hydra.utils import get_object
-
-    try:
-        sig = inspect.signature(get_object(target))
-    except Exception:  # not importable / a builtin: instantiate says so in its own words
-        return None
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+    """The signature of a _target_, None when it takes **kwargs or cannot be inspected
+    (not importable / a builtin: instantiate says so in its own words)."""
+    sig = target_signature(target)
+    if sig is None or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
     return sig
 

@@ -124,16 +124,23 @@ def upgrade_layout(config: dict) -> dict:
 
 
 @functools.lru_cache(maxsize=64)
+def target_signature(target: str) -> inspect.Signature | None:
+    """The signature of a `_target_` (a class or function path); None when it cannot be read."""
+    from hydra.utils import get_object
+
+    try:
+        return inspect.signature(get_object(target))
+    except Exception:  # not importable here, or a builtin without a signature
+        return None
+
+
+@functools.lru_cache(maxsize=64)
 def code_defaults(target: str) -> dict:
     """{argument: default} of a `_target_` (a class or function path); {} when it cannot be read.
 
     The YAML sets only what differs from these, so whoever reads a config for what a run will
     build (the linter) looks here for a key the YAML leaves out.
     """
-    from hydra.utils import get_object
-
-    try:
-        parameters = inspect.signature(get_object(target)).parameters
-    except Exception:  # not importable here, or a builtin without a signature
-        return {}
+    sig = target_signature(target)
+    parameters = sig.parameters if sig is not None else {}
     return {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty}
