@@ -109,22 +109,19 @@ def test_resume_errors(make_cfg, tmp_path):
         train(make_cfg(f"resume={tmp_path / 'nowhere'}"))
 
 
-def test_global_batch_must_divide_over_devices(tmp_path):
-    result = cli(
-        [
-            "trainer=ddp_cpu",
-            "data.batch_size=63",
-            "trainer.max_epochs=1",
-            *QUIET,
-            f"hydra.run.dir={tmp_path / 'r'}",
-        ],
-        tmp_path,
-    )
-    assert result.returncode != 0
-    assert (
-        "data.batch_size=63 is the global batch and must divide evenly over 2 devices"
-        in result.stderr
-    )
+def test_global_batch_must_divide_over_devices(tmp_path, capfd, monkeypatch):
+    # Refused before Lightning starts the second rank, so this runs in this process.
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    def launch(*args, **kwargs):
+        raise AssertionError("the DDP ranks were started before the batch size was checked")
+
+    monkeypatch.setattr(_SubprocessScriptLauncher, "launch", launch)
+    args = ["dlrecipe-train", "trainer=ddp_cpu", "data.batch_size=63", "trainer.max_epochs=1", *QUIET,
+            f"hydra.run.dir={tmp_path / 'r'}"]  # fmt: skip
+    assert run_main(main, args, cwd=tmp_path) != 0
+    err = capfd.readouterr().err
+    assert "data.batch_size=63 is the global batch and must divide evenly over 2 devices" in err
 
 
 def test_gpu_trainers_without_a_gpu_say_what_to_use(make_cfg):

@@ -1,4 +1,7 @@
-"""Optuna sweeps through the real CLI: discovery, pruning, failures, resume, stale trials, storages, W&B."""
+"""Optuna sweeps through the real `main()`: discovery, pruning, failures, resume, stale trials,
+storages, W&B. In this process (tests.conftest.run_main) unless the process is the point:
+W&B's offline files and several sweep workers.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -13,32 +17,39 @@ import pytest
 from optuna.trial import TrialState
 
 from dlrecipe.sweep.storage import make_storage
+from dlrecipe.train import main
+from tests.conftest import run_main
 
 pytest_plugins = ["tests.postgres"]
 pytestmark = pytest.mark.slow
 
-# Small trials: the wine MLP, a few short epochs.
-FAST = ["hparams_search=wine_mlp_search", "trainer.max_epochs=4", "trainer.enable_progress_bar=false",
+# Small trials: the wine MLP, two short epochs.
+FAST = ["hparams_search=wine_mlp_search", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
         "callbacks.progress_bar=null", "callbacks.model_summary=null"]  # fmt: skip
 
 
-def sweep(tmp_path: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    args = [
-        sys.executable,
-        "-m",
-        "dlrecipe.train",
-        *FAST,
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        *overrides,
-    ]
-    return subprocess.run(
-        args,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
+def sweep_process(tmp_path: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    """`python -m dlrecipe.train ...` in a new process: where the process is the point (W&B)."""
+    args = [sys.executable, "-m", "dlrecipe.train", *FAST, f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]  # fmt: skip
+    return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})  # fmt: skip
+
+
+@pytest.fixture
+def sweep(
+    tmp_path: Path, capfd: pytest.CaptureFixture
+) -> Callable[..., subprocess.CompletedProcess]:
+    """The same command's main() in this process (tests.conftest.run_main): its exit code and
+    console, as a finished process would give them, without a second import of torch."""
+
+    def run(*overrides: str) -> subprocess.CompletedProcess:
+        args = ["dlrecipe-train", *FAST, f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
+        capfd.readouterr()
+        code = run_main(main, args, cwd=tmp_path)
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
 
 
 def study_of(tmp_path: Path, name: str = "wine_mlp_search", url: str | None = None) -> optuna.Study:
@@ -53,8 +64,8 @@ def test_plugin_is_discovered():
     assert "DlrecipeOptunaSweeper" in [p.__name__ for p in Plugins.instance().discover(Sweeper)]
 
 
-def test_sweep_writes_summary_and_resume_adds_exactly_the_missing_trials(tmp_path):
-    result = sweep(tmp_path, "hydra.sweeper.n_trials=3")
+def test_sweep_writes_summary_and_resume_adds_exactly_the_missing_trials(sweep, tmp_path):
+    result = sweep("hydra.sweeper.n_trials=3")
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "sweep"
     for name in (
@@ -66,16 +77,16 @@ def test_sweep_writes_summary_and_resume_adds_exactly_the_missing_trials(tmp_pat
     ):
         assert (out / name).is_file(), name
     assert sorted(p.name for p in out.glob("trial_*")) == ["trial_0", "trial_1", "trial_2"]
-    result = sweep(tmp_path, "hydra.sweeper.n_trials=5")
+    result = sweep("hydra.sweeper.n_trials=5")
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(study_of(tmp_path).trials) == 5  # resumed: 2 more, not 5 more
     best = (out / "best_overrides.yaml").read_text()
     assert "model.optimizer.lr=" in best and "hydra.mode=RUN" in best
 
 
-def test_pruned_trials_are_recorded_as_pruned_and_stop_early(tmp_path):
+def test_pruned_trials_are_recorded_as_pruned_and_stop_early(sweep, tmp_path):
     # A threshold no loss reaches prunes every trial right after its warm-up epoch.
-    result = sweep(tmp_path, "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=threshold",
+    result = sweep("hydra.sweeper.n_trials=2", "trainer.max_epochs=4", "hydra/sweeper/pruner=threshold",
                    "hydra.sweeper.pruner.upper=1.0e-9")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     trials = study_of(tmp_path).trials
@@ -90,9 +101,9 @@ def test_pruned_trials_are_recorded_as_pruned_and_stop_early(tmp_path):
         assert len(history) - 1 == 2  # stopped after epoch 2 of 4
 
 
-def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(sweep, tmp_path):
     # Grid over two learning rates, the other searched keys pinned: one trial must fail.
-    result = sweep(tmp_path, "hydra.sweeper.n_trials=2", "hydra/sweeper/sampler=grid", "hydra.sweeper.max_failure_rate=1.0",
+    result = sweep("hydra.sweeper.n_trials=2", "hydra/sweeper/sampler=grid", "hydra.sweeper.max_failure_rate=1.0",
                    "model.optimizer.lr=choice(-1.0,0.01)", "model.optimizer.weight_decay=0.01",
                    "model.net.dropout=0.1", "model.net.hidden=[32]")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -103,22 +114,22 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert "model.optimizer.lr=-1.0 must be a positive number" in failed.user_attrs["error"]
 
 
-def test_too_many_failures_stop_the_sweep(tmp_path):
-    result = sweep(tmp_path, "hydra.sweeper.n_trials=6", "hydra.sweeper.max_failure_rate=0.2",
+def test_too_many_failures_stop_the_sweep(sweep, tmp_path):
+    result = sweep("hydra.sweeper.n_trials=6", "hydra.sweeper.max_failure_rate=0.2",
                    "model.optimizer.lr=choice(-1.0,-2.0)")  # fmt: skip
     assert result.returncode == 1  # the sweep gave up: one line, no traceback
     assert "max_failure_rate" in result.stderr and "Traceback" not in result.stderr
     assert len(study_of(tmp_path).trials) == 2  # stopped once failures exceeded 0.2 x 6
 
 
-def test_stale_running_trials_of_dead_workers_are_failed_and_run_again(tmp_path):
+def test_stale_running_trials_of_dead_workers_are_failed_and_run_again(sweep, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     storage = make_storage(str(tmp_path / "sweep" / "study.journal"))
     study = optuna.create_study(study_name="wine_mlp_search", storage=storage)
     stale = study.ask()
     stale.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
-    result = sweep(tmp_path, "hydra.sweeper.n_trials=2")
+    result = sweep("hydra.sweeper.n_trials=2")
     assert result.returncode == 0, result.stderr[-3000:]
     trials = study_of(tmp_path).trials
     assert trials[0].state == TrialState.FAIL and "died" in trials[0].user_attrs["error"]
@@ -127,15 +138,15 @@ def test_stale_running_trials_of_dead_workers_are_failed_and_run_again(tmp_path)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials[1:])
 
 
-def test_postgres_storage(tmp_path, postgres_url):
-    result = sweep(tmp_path, "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage='{postgres_url}'")
+def test_postgres_storage(sweep, tmp_path, postgres_url):
+    result = sweep("hydra.sweeper.n_trials=2", f"hydra.sweeper.storage='{postgres_url}'")
     assert result.returncode == 0, result.stderr[-3000:]
     study = study_of(tmp_path, url=postgres_url)
     assert len(study.trials) == 2 and all(t.state == TrialState.COMPLETE for t in study.trials)
 
 
 def test_wandb_runs_are_grouped_by_study(tmp_path):
-    result = sweep(
+    result = sweep_process(
         tmp_path, "hydra.sweeper.n_trials=2", "logger=wandb", env={"WANDB_MODE": "offline"}
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -159,21 +170,21 @@ def test_wandb_runs_are_grouped_by_study(tmp_path):
         ),
     ],
 )
-def test_bad_sweep_input_fails_before_any_trial(tmp_path, overrides, message):
-    result = sweep(tmp_path, "hydra.sweeper.n_trials=2", *overrides)
+def test_bad_sweep_input_fails_before_any_trial(sweep, tmp_path, overrides, message):
+    result = sweep("hydra.sweeper.n_trials=2", *overrides)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not list((tmp_path / "sweep").glob("trial_*"))
 
 
-def test_uniform_learning_rate_range_warns(tmp_path):
-    result = sweep(tmp_path, "hydra.sweeper.n_trials=1", "model.optimizer.lr=interval(0.0001,0.1)")
+def test_uniform_learning_rate_range_warns(sweep, tmp_path):
+    result = sweep("hydra.sweeper.n_trials=1", "model.optimizer.lr=interval(0.0001,0.1)")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tag(log, interval(0.0001, 0.1))" in result.stdout + result.stderr
 
 
-def test_two_objectives(tmp_path):
-    result = sweep(tmp_path, "hydra.sweeper.n_trials=2", "optimized_metric=[val/loss,val/acc]",
+def test_two_objectives(sweep, tmp_path):
+    result = sweep("hydra.sweeper.n_trials=2", "optimized_metric=[val/loss,val/acc]",
                    "hydra.sweeper.direction=[minimize,maximize]")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     trials = study_of(tmp_path).trials

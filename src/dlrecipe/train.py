@@ -89,6 +89,7 @@ def fit_fold(cfg: DictConfig, datamodule: DataModule, hooks: list | None = None)
     extra = [c for found in call(hooks, "callbacks", ctx) for c in found]
     extra += [guards.DivergenceGuard(), RandomState()]
     ctx.trainer = trainer = build_trainer(cfg, run_dir, extra, log_every_n_steps=every)
+    datamodule.per_device_batch_size(trainer.world_size)  # an uneven split fails before DDP starts
     _log_config(trainer, cfg)
     fold = datamodule.fold.name if len(datamodule.folds) > 1 else None
     try:

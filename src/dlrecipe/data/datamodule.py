@@ -232,9 +232,9 @@ class DataModule(pl.LightningDataModule):
         drop_last = len(train) > self.batch_size  # a 1-sample batch breaks batch norm
         return min(self.per_device_batch_size(), len(train)), drop_last
 
-    def per_device_batch_size(self) -> int:
+    def per_device_batch_size(self, world: int | None = None) -> int:
         """data.batch_size is the global batch: each of the world_size processes takes a share."""
-        _, world = self.rank_and_world()
+        world = self.rank_and_world()[1] if world is None else world
         if self.batch_size % world:
             raise ConfigError(
                 f"data.batch_size={self.batch_size} is the global batch and must divide evenly over "
