@@ -7,13 +7,13 @@ the header names the experiment, its overrides and a copy of its config; a scree
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from dlrecipe.train import main
 from tests.browser import check_page, chromium
+from tests.conftest import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,13 +28,13 @@ def _need_chromium() -> None:
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory) -> Path:
     """`python -m dlrecipe.train` with its defaults (digits CNN), through Hydra so that .hydra/
-    exists as in any user run; two epochs and no progress bar to keep the test short."""
+    exists as in any user run; two epochs and no progress bar to keep the test short. Its
+    main() runs in this process (tests.conftest.run_main): no second import of torch."""
+    _need_chromium()  # no browser: no run to look at either
     run = tmp_path_factory.mktemp("default") / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "WANDB_MODE": "offline"}
-    command = [sys.executable, "-m", "dlrecipe.train", "trainer.max_epochs=2",
-               "trainer.enable_progress_bar=false", f"hydra.run.dir={run}"]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    args = ["dlrecipe-train", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={run}"]  # fmt: skip
+    assert run_main(main, args, cwd=ROOT) == 0
     return run
 
 

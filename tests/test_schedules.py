@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,6 +15,8 @@ from dlrecipe.builders import build_data, build_model, build_trainer
 from dlrecipe.callbacks.batch_growth import BatchGrowth
 from dlrecipe.callbacks.curriculum import Curriculum
 from dlrecipe.errors import ConfigError
+from dlrecipe.train import main
+from tests.conftest import run_main
 
 WINE = [
     "experiment=wine_mlp",
@@ -106,20 +106,14 @@ def test_a_resumed_run_continues_with_its_epochs_batch_size(tmp_path):
         "callbacks.progress_bar=null",
         "report.enabled=false",
     ]
-    first = [sys.executable, "-m", "dlrecipe.train", *WINE, "callbacks=batch_growth", "model/scheduler=none",
+    # Two runs of the command's main() in this process: the resume rebuilds everything from
+    # run/ (config, last.ckpt) as a new process would.
+    first = ["dlrecipe-train", *WINE, "callbacks=batch_growth", "model/scheduler=none",
              "callbacks.batch_growth.milestones=[1,2]", "data.batch_size=16", "trainer.max_epochs=2",
              *quiet, f"hydra.run.dir={run}"]  # fmt: skip
-    assert subprocess.run(first, cwd=tmp_path, capture_output=True).returncode == 0
-    second = [
-        sys.executable,
-        "-m",
-        "dlrecipe.train",
-        f"resume={run}",
-        "trainer.max_epochs=4",
-        *quiet,
-    ]
-    done = subprocess.run(second, cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert run_main(main, first, cwd=tmp_path) == 0
+    second = ["dlrecipe-train", f"resume={run}", "trainer.max_epochs=4", *quiet]
+    assert run_main(main, second, cwd=tmp_path) == 0
     history = pd.read_csv(run / "history.csv")
     assert list(history["train/batch_size"]) == [16, 32, 64, 64]
     assert list(history["step"].diff().fillna(history["step"][0])) == [7, 3, 1, 1]  # 124 wines

@@ -6,9 +6,6 @@ pytest tests/test_trainer_flags.py -q
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,8 @@ from hydra.errors import ConfigCompositionException
 
 from dlrecipe.builders import build_data, check_trainer_keys, compose
 from dlrecipe.errors import ConfigError
-from dlrecipe.train import train
+from dlrecipe.train import main, train
+from tests.conftest import run_main
 
 
 def test_a_flag_missing_from_the_yaml_is_accepted_and_reaches_the_trainer(make_cfg):
@@ -27,20 +25,22 @@ def test_a_flag_missing_from_the_yaml_is_accepted_and_reaches_the_trainer(make_c
     assert summary["train_steps"] == 5  # 5 of the epoch's 15 batches, as Lightning was told
 
 
-def test_a_mistyped_flag_fails_in_one_line_naming_it(tmp_path):
+def test_a_mistyped_flag_fails_in_one_line_naming_it(tmp_path, capfd, monkeypatch):
     cfg = compose(["trainer.limitt_train_batches=5"])  # composes: the node is open ...
     with pytest.raises(ConfigError, match=r"trainer\.limitt_train_batches .*did you mean "
                        r"trainer\.limit_train_batches\?"):  # fmt: skip
         check_trainer_keys(cfg.trainer)  # ... and the Trainer's signature refuses it
-    result = subprocess.run(
-        [sys.executable, "-m", "dlrecipe.train", "trainer.limitt_train_batches=5",
-         f"paths.output_dir={tmp_path / 'run'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
-    )  # fmt: skip
-    assert result.returncode == 2, result.stderr[-2000:]
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "trainer.limitt_train_batches" in lines[0], result.stderr
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    capfd.readouterr()  # the command's main() in this process: only what it prints
+    args = [
+        "dlrecipe-train",
+        "trainer.limitt_train_batches=5",
+        f"paths.output_dir={tmp_path / 'run'}",
+    ]
+    assert run_main(main, args, cwd=tmp_path) == 2
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "trainer.limitt_train_batches" in lines[0], err
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
