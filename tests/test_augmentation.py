@@ -173,7 +173,10 @@ def test_preview_writes_a_png_grid(tmp_path):
 
 @pytest.mark.slow
 def test_image_runs_save_the_preview_and_still_learn(make_cfg):
-    cfg = make_cfg("experiment=digits_cnn", "data/augmentation=medium", "trainer.max_epochs=30")
+    # 10 epochs (~0.98 test accuracy here): augmented digits learn well short of the
+    # experiment's 30; no report, which is not what this test is about.
+    cfg = make_cfg("experiment=digits_cnn", "data/augmentation=medium", "trainer.max_epochs=10",
+                   "report.enabled=false")  # fmt: skip
     train(cfg)
     import json
     from pathlib import Path
