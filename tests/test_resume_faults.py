@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from dlrecipe.builders import build_data
+from dlrecipe.csv_logs import read_metrics
 from dlrecipe.data.loaders import epoch_permutation
 from dlrecipe.train import main
 from tests.conftest import run_main
@@ -98,16 +99,25 @@ def kfold_reference(tmp_path_factory) -> Path:
     return run
 
 
-def test_a_killed_run_resumed_ends_with_the_uninterrupted_metrics(tmp_path, single_reference):
+def test_a_killed_run_resumes_in_its_directory_with_the_uninterrupted_metrics(
+    tmp_path, single_reference
+):
     run = tmp_path / "run"
     killed_run(run, run / "history.csv")
+    original = (run / ".hydra" / "config.yaml").read_text()
     assert cli(f"resume={run}") == 0
     expected, got = metrics(single_reference), metrics(run)
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=1e-6), key
     epochs = [int(r.split(",")[0]) for r in (run / "history.csv").read_text().splitlines()[1:]]
-    assert epochs == list(range(EPOCHS))
+    assert epochs == list(range(EPOCHS))  # every epoch once: nothing lost, nothing repeated
+    assert json.loads((run / "summary.json").read_text())["epochs_run"] == EPOCHS
+    assert (run / ".hydra" / "config.yaml").read_text() == original  # the run's own config kept
+    logged = read_metrics(run / "csv")  # csv/metrics.csv, then the resumed fit's csv/version_0/
+    val_epochs = set(logged.dropna(subset=["val/loss"])["epoch"].astype(int))
+    # the CSV rows survive the kill (epoch EPOCHS: the final validation of the best checkpoint)
+    assert set(range(EPOCHS)) <= val_epochs <= set(range(EPOCHS + 1))
 
 
 def test_a_killed_kfold_run_keeps_finished_folds_and_continues_the_killed_one(
