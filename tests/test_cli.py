@@ -3,8 +3,9 @@
     pytest tests/test_cli.py -q
 
 Real processes where the process is the point (`make train`'s run, the console scripts, W&B's
-offline files, a clean exit 2); the rest runs the same `main()` in this process (tests.conftest's
-run_main), which saves a Python start and the imports of torch and Lightning per run.
+offline files; test_bad_input_catalogue has the exit 2 of real processes); the rest runs the
+same `main()` in this process (tests.conftest's run_main), which saves a Python start and the
+imports of torch and Lightning per run.
 """
 
 from __future__ import annotations
@@ -93,13 +94,15 @@ def test_wandb_logger_works_offline(tmp_path):
     assert list(offline_runs[0].glob("*.wandb"))  # the run's data, ready for `wandb sync`
 
 
-def test_bad_input_exits_2_with_one_clear_line(tmp_path):
-    args = [sys.executable, "-m", "dlrecipe.train", "data=csv", "data.source.path=missing.csv",
-            "data.source.target=y", "model=mlp"]  # fmt: skip
-    result = run(args, tmp_path)
-    assert result.returncode == 2
-    assert "error: data.source.path='missing.csv' does not exist" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_bad_input_exits_2_with_one_clear_line(tmp_path, capfd):
+    # In this process: test_bad_input_catalogue's real-process cases show a console script and
+    # `python -m` print the same line and exit code as main() does here.
+    args = ["dlrecipe-train", "data=csv", "data.source.path=missing.csv", "data.source.target=y",
+            "model=mlp"]  # fmt: skip
+    assert run_main(train_main, args, cwd=tmp_path) == 2
+    err = capfd.readouterr().err
+    assert "error: data.source.path='missing.csv' does not exist" in err
+    assert "Traceback" not in err
 
 
 def test_user_csv_from_the_command_line(tmp_path, table_csv):
