@@ -40,6 +40,8 @@ def steps_per_epoch() -> float:
 
 
 EPOCHS_TIMED = 1
+IDLE = 6  # callbacks dlrecipe's bench side runs beyond the bare side's StepTimer
+LOGGED = 5  # values dlrecipe logs an epoch: train/val loss and main metric, the learning rate
 
 # What train.py adds to every fit: not config entries, so dropped here by class name.
 ALWAYS = ("DivergenceGuard", "RandomState")
@@ -132,6 +134,10 @@ def main() -> None:
     ]
     times: dict[str, list[float]] = {}
     bare: list[float] = []
+    # Lightning calls every hook of every callback; dlrecipe's side has IDLE more callbacks than
+    # the bare side (two checkpoints, LR monitor, history, DivergenceGuard, RandomState).
+    idle: list[float] = []
+    logging: list[float] = []  # the bare side logging LOGGED values an epoch instead of one
     for repeat in range(args.repeats + 1):  # the first round warms up and is not counted
         for name, off in variants.items():
             seconds = seconds_per_epoch(off, args.epochs)
@@ -139,8 +145,12 @@ def main() -> None:
                 times.setdefault(name, []).append(seconds)
         steps = steps_per_epoch()  # of the last dlrecipe run: the same data and batch size
         seconds = lightning_loop(CASE, args.epochs, "cpu") * steps
+        with_idle = lightning_loop(CASE, args.epochs, "cpu", idle_callbacks=IDLE) * steps
+        more_logged = lightning_loop(CASE, args.epochs, "cpu", logged=LOGGED) * steps
         if repeat:
             bare.append(seconds)
+            idle.append(with_idle)
+            logging.append(more_logged)
     ms = {key: statistics.median(v) * 1e3 for key, v in times.items()}
     full = ms["everything on"]
     steps = steps_per_epoch()
@@ -148,6 +158,12 @@ def main() -> None:
           f"clock {args.clock}, epochs {args.epochs}, repeats {args.repeats}")  # fmt: skip
     print(f"everything on: {full:.1f} ms an epoch ({full / steps:.2f} ms a step, {steps:.0f} steps); "
           f"bare Lightning {statistics.median(bare) * 1e3:.1f} ms")  # fmt: skip
+    dispatch = (statistics.median(idle) - statistics.median(bare)) * 1e3
+    print(f"bare Lightning with {IDLE} callbacks that do nothing: {dispatch:+.2f} ms an epoch "
+          f"({dispatch / steps / IDLE * 1e3:.1f} us a step per callback: Lightning's hook dispatch)")  # fmt: skip
+    per_key = (statistics.median(logging) - statistics.median(bare)) * 1e3 / (LOGGED - 1)
+    print(f"bare Lightning logging {LOGGED} values an epoch instead of 1: {per_key:+.2f} ms an "
+          "epoch per value (Lightning's self.log and its epoch-end reduction)")  # fmt: skip
     print(f"{'part switched off':28s} {'saves ms/epoch':>14s}")
     for name in list(variants)[1:]:
         print(f"{name:28s} {full - ms[name]:14.2f}")
