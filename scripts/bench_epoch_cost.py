@@ -1,9 +1,10 @@
-"""Where dlrecipe's own time goes on the MLP case: each part switched off in turn, ms per epoch.
+"""Where dlrecipe's own time goes in one bench case: each part switched off in turn, ms per epoch.
 
-    .venv/bin/python scripts/bench_epoch_cost.py --threads 1 --clock cpu [--repeats 3] [--epochs 20]
+    .venv/bin/python scripts/bench_epoch_cost.py --threads 1 --clock cpu [--repeats 3] [--epochs 20] [--case 4]
 
-Trains make bench's breast_cancer MLP case (batch 32, 12 steps an epoch, dlrecipe's side of
-scripts/bench_throughput.py) with everything on, then with one part off at a time (a callback
+Trains one of make bench's cases (default 4, the breast_cancer MLP: batch 32, 12 steps an
+epoch; 1 is the digits CNN at batch 32; dlrecipe's side of scripts/bench_throughput.py) with
+everything on, then with one part off at a time (a callback
 set to null, the CSV logger off, or one of the two callbacks train.py always adds), then with
 all of them off, and bare Lightning on the same batches. The variants alternate and repeat in
 one process; medians count. On a shared machine a part under ~1 ms an epoch is within the
@@ -30,7 +31,17 @@ from bench_throughput import CASES, COMMON, lightning_loop
 from benchlib import StepTimer
 from dlrecipe.builders import compose
 
-CASE = [*COMMON, *CASES["breast_cancer MLP, batch 32"], "trainer.accelerator=cpu"]
+CASE = [*COMMON, *CASES["breast_cancer MLP, batch 32"], "trainer.accelerator=cpu"]  # --case
+
+
+def steps_per_epoch() -> float:
+    """Training steps an epoch of the last timed run (StepTimer counts from epoch 2 on)."""
+    return StepTimer.last["steps"] / EPOCHS_TIMED
+
+
+EPOCHS_TIMED = 1
+IDLE = 6  # callbacks dlrecipe's bench side runs beyond the bare side's StepTimer
+LOGGED = 5  # values dlrecipe logs an epoch: train/val loss and main metric, the learning rate
 
 # What train.py adds to every fit: not config entries, so dropped here by class name.
 ALWAYS = ("DivergenceGuard", "RandomState")
@@ -106,7 +117,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--clock", choices=sorted(benchlib.CLOCKS), default="wall")
+    parser.add_argument("--case", type=int, default=4, help="make bench's case number (1-4)")
     args = parser.parse_args()
+    global CASE, EPOCHS_TIMED
+    CASE = [*COMMON, *list(CASES.values())[args.case - 1], "trainer.accelerator=cpu"]
+    EPOCHS_TIMED = args.epochs - 1
     sys.modules.setdefault("bench_epoch_cost", sys.modules[__name__])  # HookTimes by its name
     benchlib.set_clock(args.clock)
     if args.threads:
@@ -119,20 +134,36 @@ def main() -> None:
     ]
     times: dict[str, list[float]] = {}
     bare: list[float] = []
+    # Lightning calls every hook of every callback; dlrecipe's side has IDLE more callbacks than
+    # the bare side (two checkpoints, LR monitor, history, DivergenceGuard, RandomState).
+    idle: list[float] = []
+    logging: list[float] = []  # the bare side logging LOGGED values an epoch instead of one
     for repeat in range(args.repeats + 1):  # the first round warms up and is not counted
         for name, off in variants.items():
             seconds = seconds_per_epoch(off, args.epochs)
             if repeat:
                 times.setdefault(name, []).append(seconds)
-        seconds = lightning_loop(CASE, args.epochs, "cpu") * 12  # 12 steps an epoch
+        steps = steps_per_epoch()  # of the last dlrecipe run: the same data and batch size
+        seconds = lightning_loop(CASE, args.epochs, "cpu") * steps
+        with_idle = lightning_loop(CASE, args.epochs, "cpu", idle_callbacks=IDLE) * steps
+        more_logged = lightning_loop(CASE, args.epochs, "cpu", logged=LOGGED) * steps
         if repeat:
             bare.append(seconds)
+            idle.append(with_idle)
+            logging.append(more_logged)
     ms = {key: statistics.median(v) * 1e3 for key, v in times.items()}
     full = ms["everything on"]
-    print(f"torch threads {torch.get_num_threads()}, clock {args.clock}, epochs {args.epochs}, "
-          f"repeats {args.repeats}")  # fmt: skip
-    print(f"everything on: {full:.1f} ms an epoch ({full / 12:.2f} ms a step, 12 steps); "
+    steps = steps_per_epoch()
+    print(f"case {list(CASES)[args.case - 1]}; torch threads {torch.get_num_threads()}, "
+          f"clock {args.clock}, epochs {args.epochs}, repeats {args.repeats}")  # fmt: skip
+    print(f"everything on: {full:.1f} ms an epoch ({full / steps:.2f} ms a step, {steps:.0f} steps); "
           f"bare Lightning {statistics.median(bare) * 1e3:.1f} ms")  # fmt: skip
+    dispatch = (statistics.median(idle) - statistics.median(bare)) * 1e3
+    print(f"bare Lightning with {IDLE} callbacks that do nothing: {dispatch:+.2f} ms an epoch "
+          f"({dispatch / steps / IDLE * 1e3:.1f} us a step per callback: Lightning's hook dispatch)")  # fmt: skip
+    per_key = (statistics.median(logging) - statistics.median(bare)) * 1e3 / (LOGGED - 1)
+    print(f"bare Lightning logging {LOGGED} values an epoch instead of 1: {per_key:+.2f} ms an "
+          "epoch per value (Lightning's self.log and its epoch-end reduction)")  # fmt: skip
     print(f"{'part switched off':28s} {'saves ms/epoch':>14s}")
     for name in list(variants)[1:]:
         print(f"{name:28s} {full - ms[name]:14.2f}")

@@ -113,10 +113,15 @@ def raw_loop(overrides: list[str], epochs: int, device: str) -> float:
     return (benchlib.clock() - start) / steps
 
 
-def lightning_loop(overrides: list[str], epochs: int, device: str) -> float:
+def lightning_loop(
+    overrides: list[str], epochs: int, device: str, idle_callbacks: int = 0, logged: int = 1
+) -> float:
     """The least a Lightning script runs, on the raw loop's batches: training_step returns the
     loss, validation logs the loss once per epoch; no logger, checkpoints or other callbacks.
-    What Lightning's loop itself costs per step, which no template on top of it can undercut."""
+    What Lightning's loop itself costs per step, which no template on top of it can undercut.
+    `idle_callbacks` adds callbacks that do nothing: what Lightning's dispatch of every hook to
+    every callback costs by itself, and `logged` > 1 logs that many values an epoch instead of
+    one: what each `self.log` key costs (scripts/bench_epoch_cost.py)."""
     import lightning.pytorch as pl
 
     work = _Workload(overrides, device)
@@ -130,7 +135,9 @@ def lightning_loop(overrides: list[str], epochs: int, device: str) -> float:
             return work.loss(*batch)
 
         def validation_step(self, batch, batch_idx):
-            self.log("val/loss", work.loss(*batch))
+            loss = work.loss(*batch)
+            for i in range(logged):
+                self.log(f"val/loss{i or ''}", loss)
 
         def configure_optimizers(self):
             return work.optimizer
@@ -152,7 +159,7 @@ def lightning_loop(overrides: list[str], epochs: int, device: str) -> float:
     trainer = pl.Trainer(
         max_epochs=epochs, accelerator="gpu" if device == "cuda" else "cpu", devices=1,
         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[StepTimer()],
+        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[StepTimer(), *(pl.Callback() for _ in range(idle_callbacks))],
     )  # fmt: skip
     with contextlib.redirect_stdout(io.StringIO()):
         trainer.fit(Minimal(), train_dataloaders=Batches(), val_dataloaders=Once())

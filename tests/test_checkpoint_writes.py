@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from dlrecipe.builders import compose
+from dlrecipe.callbacks.epochs import OneBasedModelCheckpoint
 from dlrecipe.callbacks.history import History
+from dlrecipe.callbacks.last_checkpoint import LastCheckpoint
 from dlrecipe.errors import ConfigError
 from dlrecipe.eval import evaluate
 from dlrecipe.train import main
@@ -63,6 +66,7 @@ def test_last_ckpt_links_the_best_file_and_resumes_and_evaluates_after_that_file
     first_best.unlink()
     saved = torch.load(last, weights_only=True)
     assert saved["epoch"] == 0 and saved["dlrecipe_config"]["trainer"]["max_epochs"] == 1
+    assert lightning_key("OneBasedModelCheckpoint", monitor="val/loss") in saved["callbacks"]
     cfg = compose([f"ckpt_path={last}", f"paths.output_dir={tmp_path / 'eval'}",
                    "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"], "eval")  # fmt: skip
     test = evaluate(cfg)
@@ -75,6 +79,23 @@ def test_last_ckpt_links_the_best_file_and_resumes_and_evaluates_after_that_file
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=1e-6), key
     assert (run / "history.csv").read_text() == (reference / "history.csv").read_text()
+
+
+def lightning_key(name: str, **settings) -> str:
+    """The state key Lightning itself builds for a ModelCheckpoint with these settings."""
+    return ModelCheckpoint(**settings).state_key.replace("ModelCheckpoint", name, 1)
+
+
+@pytest.mark.parametrize(
+    "settings", [{}, {"monitor": "val/acc", "mode": "max"}, {"every_n_epochs": 2}]
+)
+def test_checkpoint_callbacks_build_lightnings_state_key_once(settings):
+    # Built once (not at every hook call), but the very key Lightning files the state under:
+    # checkpoints written before, and by plain ModelCheckpoints, still resume.
+    for cls in (OneBasedModelCheckpoint, LastCheckpoint):
+        callback = cls(**settings)
+        assert callback.state_key == lightning_key(cls.__name__, **settings)
+        assert callback.state_key is callback.state_key
 
 
 def test_asynchronous_writes_are_never_linked(tmp_path):

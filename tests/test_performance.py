@@ -13,21 +13,22 @@ import pytest
 import torch
 
 from dlrecipe.builders import build_data, build_model
-from dlrecipe.data.loaders import EpochPermutation, TensorBatches
+from dlrecipe.data.loaders import EpochPermutation, ModelInputs, TensorBatches
 from dlrecipe.errors import ConfigError
 from dlrecipe.eval import restore
 from dlrecipe.models.tasks import loss_inputs
 from dlrecipe.train import train
 
 
-def _epochs_of_batches(loader, epochs: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+def _epochs_of_batches(data, loader, epochs: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """What the model gets: each batch after the DataModule's on_after_batch_transfer."""
     out = []
     for epoch in range(epochs):
         if isinstance(loader, TensorBatches):
             loader.epoch = epoch
         else:
             loader.sampler.set_epoch(epoch)  # what Lightning does at each epoch start
-        out.append(list(loader))
+        out.append([data.on_after_batch_transfer(batch, 0) for batch in loader])
     return out
 
 
@@ -40,17 +41,43 @@ def test_fast_path_yields_the_dataloader_batches(make_cfg):
     fast, plain = loaders[True].train_dataloader(), loaders[False].train_dataloader()
     assert isinstance(fast, TensorBatches)
     assert isinstance(plain, torch.utils.data.DataLoader)
-    fast_epochs, plain_epochs = _epochs_of_batches(fast, 2), _epochs_of_batches(plain, 2)
+    # float inputs: normalized once for the fast path, per batch through the DataLoader
+    assert fast.prepared and not isinstance(next(iter(plain)), ModelInputs)
+    fast_epochs = _epochs_of_batches(loaders[True], fast, 2)
+    plain_epochs = _epochs_of_batches(loaders[False], plain, 2)
     assert not torch.equal(fast_epochs[0][0][1], fast_epochs[1][0][1])  # reshuffled per epoch
     for ours, theirs in zip(fast_epochs, plain_epochs, strict=True):
         assert len(ours) == len(theirs) == len(loaders[True].fold.train) // 32
         for (x, y), (x2, y2) in zip(ours, theirs, strict=True):
             assert torch.equal(x, x2) and torch.equal(y, y2)
     for stage in ("val_dataloader", "test_dataloader"):
-        ours, theirs = list(getattr(loaders[True], stage)()), list(getattr(loaders[False], stage)())
+        ours, theirs = [
+            [data.on_after_batch_transfer(b, 0) for b in getattr(data, stage)()]
+            for data in (loaders[True], loaders[False])
+        ]
         assert len(ours) == len(theirs)
         for (x, y), (x2, y2) in zip(ours, theirs, strict=True):
             assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_only_float_inputs_without_pixel_augmentation_are_normalized_once(make_cfg):
+    # uint8 images stay uint8 in memory (a float copy would be 4x their size): per batch
+    images = build_data(make_cfg("data=synthetic", "data.source.samples=64"))
+    images.setup("fit")
+    assert images.data.inputs.dtype == torch.uint8
+    assert not images.train_dataloader().prepared and not images.val_dataloader().prepared
+    # float images with pixel augmentation: augmented before normalization, so per batch in
+    # training; evaluation is not augmented and takes the inputs normalized once
+    digits = build_data(make_cfg("data=digits", "data/augmentation=light"))
+    digits.setup("fit")
+    assert not digits.train_dataloader().prepared and digits.val_dataloader().prepared
+    x, _ = next(iter(digits.val_dataloader()))
+    raw = digits.data.inputs[torch.as_tensor(digits.fold.val[: len(x)])]
+    assert torch.equal(x, digits.prepare_inputs(raw))  # exactly the per-batch result
+    before = digits.inputs_prepared_once(training=False)
+    assert digits.inputs_prepared_once(training=False) is before  # made once per fit
+    digits.normalization.fit([digits.data.inputs[:100]])  # refitted: made again
+    assert digits.inputs_prepared_once(training=False) is not before
 
 
 def test_fast_path_trains_to_the_same_weights_and_metrics(make_cfg, tmp_path):

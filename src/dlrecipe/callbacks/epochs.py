@@ -12,8 +12,10 @@ from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from dlrecipe.callbacks.state_key import FixedStateKey
 
-class OneBasedModelCheckpoint(ModelCheckpoint):
+
+class OneBasedModelCheckpoint(FixedStateKey, ModelCheckpoint):
     """ModelCheckpoint whose `{epoch}` in `filename` is the 1-based epoch number.
 
     Defaults that conf/callbacks/model_checkpoint.yaml no longer repeats: `filename`

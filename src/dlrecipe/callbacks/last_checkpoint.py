@@ -27,10 +27,11 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from dlrecipe.callbacks.state_key import FixedStateKey
 from dlrecipe.errors import ConfigError
 
 
-class LastCheckpoint(ModelCheckpoint):
+class LastCheckpoint(FixedStateKey, ModelCheckpoint):
     """ModelCheckpoint that saves after every validation and, if `every_n_train_steps`, every N steps too."""
 
     def __init__(self, *args: Any, every_n_train_steps: int | None = None, **kwargs: Any) -> None:

@@ -5,8 +5,8 @@
 Every data set goes through the same steps: the source loads it once, the split object gives
 train/val/test indices, normalization is fitted on the training indices only, and batches are
 made on the device side (`on_after_batch_transfer`): uint8 images become floats in [0, 1],
-training batches are augmented, then every batch is normalized. The `DataInfo` it exposes is
-what the model is built from.
+training batches are augmented, then every batch is normalized (in-memory float inputs once, for
+all batches). The `DataInfo` it exposes is what the model is built from.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import torch
 from dlrecipe.data.augmentation import Augmentation
 from dlrecipe.data.info import DataInfo
 from dlrecipe.data.loaders import (
+    ModelInputs,
+    OnceNormalized,
     TensorBatches,
     augmenting_loader,
     float_batches,
@@ -93,6 +95,7 @@ class DataModule(pl.LightningDataModule):
         # Do these images look like the backbone's pretraining data? finetuning=auto reads it.
         self.similar_to_pretraining = similar_to_pretraining
         self._served_features: SourceData | None = None  # the images while features stand in
+        self._prepared = OnceNormalized()  # in-memory float inputs, normalized for every batch
         self.seed = seed  # the training seed: batch order, not the split (that is data.split.seed)
         # Hold-out has one fold; a K-fold split may name one (data.split.fold=i), else fold 0
         # until train.py walks through them all with for_fold().
@@ -257,13 +260,13 @@ class DataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         x, y = batch
         training = self.trainer is not None and self.trainer.training
-        x = self.prepare_inputs(x, augment=training)
+        x = self.prepare_inputs(x, augment=training, normalized=isinstance(batch, ModelInputs))
         if training and self.augmentation.mixes:
             x, y = self.augmentation.mix(x, y, max(2, self.info.num_classes))
             y = self.info.task_obj.mixed_targets(y)  # binary: the positive class's share
         return x, y
 
-    def prepare_inputs(self, x: torch.Tensor, augment: bool = False) -> torch.Tensor:
+    def prepare_inputs(self, x: torch.Tensor, augment: bool = False, normalized: bool = False) -> torch.Tensor:  # fmt: skip
         """Raw batch -> model input: scale uint8, augment (training only), normalize.
 
         Images are augmented in pixel space, before normalization; tables after it, so that
@@ -271,10 +274,11 @@ class DataModule(pl.LightningDataModule):
         """
         if self._served_features is not None:
             return x  # cached backbone features: already model input
-        x = to_float(x)
-        if augment and x.ndim == 4 and not self.augments_in_workers:
-            x = self.augmentation(x)
-        x = self.normalization(x)
+        if not normalized:  # else inputs_prepared_once did the three steps below
+            x = to_float(x)
+            if augment and x.ndim == 4 and not self.augments_in_workers:
+                x = self.augmentation(x)
+            x = self.normalization(x)
         if augment and x.ndim != 4:
             x = self.augmentation(x)
         return x
@@ -309,9 +313,18 @@ class DataModule(pl.LightningDataModule):
         if not isinstance(data.inputs, torch.Tensor):
             return subset_loader(data.inputs, indices, batch_size, shuffle, drop_last, rank, world, self.num_workers)  # fmt: skip
         args = (data.inputs, data.targets, indices, batch_size, shuffle, drop_last, self.seed, rank, world)  # fmt: skip
-        if self.fast_path:
-            return TensorBatches(*args)
+        if self.fast_path:  # in-memory float inputs: normalized once, not at every batch
+            prepared = self.inputs_prepared_once(training=shuffle)
+            inputs = data.inputs if prepared is None else prepared
+            return TensorBatches(inputs, *args[1:], prepared=prepared is not None)
         return tensor_dataloader(*args, self._epoch(), self.num_workers)
+
+    def inputs_prepared_once(self, training: bool) -> torch.Tensor | None:
+        """Every input normalized at once where that equals doing it per batch (OnceNormalized):
+        not for cached features, nor while pixel augmentation (before normalization) trains."""
+        if self._served_features is not None or (training and self.augmentation.transform is not None and self.info.is_image):  # fmt: skip
+            return None
+        return self._prepared.inputs(self.data.inputs, self.normalization)
 
     def serve_features(self, features: torch.Tensor | None) -> None:
         """Batches of `features` (one row per sample, same indices) instead of the images; None ends it.
@@ -324,9 +337,7 @@ class DataModule(pl.LightningDataModule):
                 self._data, self._served_features = self._served_features, None
             return
         images = self._served_features if self._served_features is not None else self.data
-        self._data = dataclasses.replace(
-            images, inputs=features, input_shape=tuple(features.shape[1:])
-        )
+        self._data = dataclasses.replace(images, inputs=features, input_shape=tuple(features.shape[1:]))  # fmt: skip
         self._served_features = images
 
     def raw_inputs(self, indices: np.ndarray) -> torch.Tensor:

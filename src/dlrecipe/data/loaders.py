@@ -11,11 +11,46 @@ is counted exactly once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+# Float inputs up to this size are normalized once, for the whole data set, instead of per batch
+# (DataModule.inputs_prepared_once): the copy costs as much memory as the data (tables, float
+# images such as digits). uint8 images stay uint8 and are normalized per batch: their float
+# copy would be four times their size.
+PREPARE_ONCE_BYTES = 512 * 2**20
+
+
+class ModelInputs(NamedTuple):
+    """A batch whose inputs are already model input (normalized): the DataModule's
+    on_after_batch_transfer leaves them as they are. A tuple, so `x, y = batch` still works."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+
+class OnceNormalized:
+    """In-memory float inputs normalized once, for every batch of every loader of the data.
+
+    Equal to normalizing each batch (the same element-wise operations); made again when the
+    inputs or the normalization's statistics change (refitted, loaded from a checkpoint).
+    """
+
+    def __init__(self) -> None:
+        self.made_from: tuple = (None, None, None)
+        self.normalized: torch.Tensor | None = None
+
+    def inputs(self, inputs: torch.Tensor, normalization: Any) -> torch.Tensor | None:
+        """The normalized inputs, or None where per batch is better (uint8, very large data)."""
+        if not inputs.is_floating_point() or inputs.nbytes > PREPARE_ONCE_BYTES:
+            return None
+        key = (inputs, normalization, getattr(normalization, "mean", None))
+        if any(a is not b for a, b in zip(self.made_from, key, strict=True)):
+            self.made_from, self.normalized = key, normalization(to_float(inputs))
+        return self.normalized
 
 
 class TensorBatches:
@@ -31,8 +66,11 @@ class TensorBatches:
         rank: int = 0,
         world_size: int = 1,
         epoch_of: Callable[[], int] | None = None,
+        prepared: bool = False,
     ):
         self.inputs, self.targets = inputs, targets
+        # inputs already normalized: batches are ModelInputs, which are not normalized again
+        self.prepared = prepared
         self.indices = torch.as_tensor(indices, dtype=torch.long)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size = seed, rank, world_size
@@ -63,7 +101,8 @@ class TensorBatches:
         stop = len(self) * self.batch_size
         for start in range(0, min(stop, len(order)), self.batch_size):
             idx = order[start : start + self.batch_size]
-            yield self.inputs[idx], self.targets[idx]
+            x, y = self.inputs[idx], self.targets[idx]
+            yield ModelInputs(x, y) if self.prepared else (x, y)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
