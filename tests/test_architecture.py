@@ -30,7 +30,7 @@ CORE_MODULES = {
     "train", "builders", "evaluate", "hooks", "summary", "checkpoints", "resume", "trust", "edge",
     "errors", "failures", "guards", "configs", "console", "quiet", "habits", "extras", "versions",
     "compat", "callbacks", "callbacks.history", "callbacks.epochs", "callbacks.random_state",
-    "callbacks.last_checkpoint",
+    "callbacks.last_checkpoint", "callbacks.state_key",
     "models", "models.module", "models.tasks", "models.init", "models.optim",
     "models.regularization", "models.schedules", "models.speed",
     "models.nets", "models.nets.cnn", "models.nets.mlp", "models.nets.layers", "models.nets.residual",

@@ -176,13 +176,23 @@ def test_compiled_net_checkpoints_load_into_a_plain_net(make_cfg, tmp_path):
 
 
 def test_folds_and_loaders_share_one_copy_of_the_data(make_cfg):
-    data = build_data(make_cfg("data/split=kfold", "data.split.k=3"))
-    storage = data.data.inputs.untyped_storage().data_ptr()
-    for index in range(3):
-        fold = data.for_fold(index)
-        fold.setup("fit")
-        for loader in (fold.train_dataloader(), fold.val_dataloader(), fold.test_dataloader()):
-            assert loader.inputs.untyped_storage().data_ptr() == storage  # a view, not a copy
+    # uint8 images: every fold and loader indexes the one stored tensor
+    images = build_data(make_cfg("data=synthetic", "data.source.samples=60", "data/split=kfold", "data.split.k=3"))  # fmt: skip
+    # float inputs: the folds share the stored tensor; each fold's loaders share the one copy
+    # normalized with that fold's statistics (OnceNormalized), not a copy per loader
+    digits = build_data(make_cfg("data/split=kfold", "data.split.k=3"))
+    for data in (images, digits):
+        storage = data.data.inputs.untyped_storage().data_ptr()
+        for index in range(3):
+            fold = data.for_fold(index)
+            fold.setup("fit")
+            assert fold.data.inputs.untyped_storage().data_ptr() == storage
+            loaders = (fold.train_dataloader(), fold.val_dataloader(), fold.test_dataloader())
+            pointers = [loader.inputs.untyped_storage().data_ptr() for loader in loaders]
+            if data is images:
+                assert pointers == [storage] * 3  # views, not copies
+            else:
+                assert len(set(pointers)) == 1 and pointers[0] != storage
 
 
 def test_train_loss_is_the_epoch_mean_of_the_step_losses(make_cfg):
