@@ -34,12 +34,11 @@ from dlrecipe.builders import compose
 CASE = [*COMMON, *CASES["breast_cancer MLP, batch 32"], "trainer.accelerator=cpu"]  # --case
 
 
-def steps_per_epoch() -> float:
-    """Training steps an epoch of the last timed run (StepTimer counts from epoch 2 on)."""
-    return StepTimer.last["steps"] / EPOCHS_TIMED
+def steps_per_epoch(epochs: int) -> float:
+    """Training steps an epoch of the last timed run of `epochs` (StepTimer counts from epoch 2)."""
+    return StepTimer.last["steps"] / (epochs - 1)
 
 
-EPOCHS_TIMED = 1
 IDLE = 6  # callbacks dlrecipe's bench side runs beyond the bare side's StepTimer
 LOGGED = 5  # values dlrecipe logs an epoch: train/val loss and main metric, the learning rate
 
@@ -119,9 +118,8 @@ def main() -> None:
     parser.add_argument("--clock", choices=sorted(benchlib.CLOCKS), default="wall")
     parser.add_argument("--case", type=int, default=4, help="make bench's case number (1-4)")
     args = parser.parse_args()
-    global CASE, EPOCHS_TIMED
+    global CASE
     CASE = [*COMMON, *list(CASES.values())[args.case - 1], "trainer.accelerator=cpu"]
-    EPOCHS_TIMED = args.epochs - 1
     sys.modules.setdefault("bench_epoch_cost", sys.modules[__name__])  # HookTimes by its name
     benchlib.set_clock(args.clock)
     if args.threads:
@@ -143,7 +141,9 @@ def main() -> None:
             seconds = seconds_per_epoch(off, args.epochs)
             if repeat:
                 times.setdefault(name, []).append(seconds)
-        steps = steps_per_epoch()  # of the last dlrecipe run: the same data and batch size
+        steps = steps_per_epoch(
+            args.epochs
+        )  # of the last dlrecipe run: the same data and batch size
         seconds = lightning_loop(CASE, args.epochs, "cpu") * steps
         with_idle = lightning_loop(CASE, args.epochs, "cpu", idle_callbacks=IDLE) * steps
         more_logged = lightning_loop(CASE, args.epochs, "cpu", logged=LOGGED) * steps
@@ -153,7 +153,7 @@ def main() -> None:
             logging.append(more_logged)
     ms = {key: statistics.median(v) * 1e3 for key, v in times.items()}
     full = ms["everything on"]
-    steps = steps_per_epoch()
+    steps = steps_per_epoch(args.epochs)
     print(f"case {list(CASES)[args.case - 1]}; torch threads {torch.get_num_threads()}, "
           f"clock {args.clock}, epochs {args.epochs}, repeats {args.repeats}")  # fmt: skip
     print(f"everything on: {full:.1f} ms an epoch ({full / steps:.2f} ms a step, {steps:.0f} steps); "

@@ -147,6 +147,7 @@ class DataModule(pl.LightningDataModule):
         twin.fold_index = index
         twin.seed = self.seed if seed is None else seed
         twin.normalization = copy.deepcopy(self._unfitted_normalization)
+        twin._prepared = OnceNormalized()  # its own: the copy follows this fold's statistics
         twin.target_scaling = TargetScaling(self.target_scaling.kind)
         twin._restored_test = None
         return twin
