@@ -34,20 +34,6 @@ def cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedP
     )
 
 
-def test_ddp_test_metrics_equal_a_single_process_evaluation(tmp_path):
-    result = cli(
-        ["trainer=ddp_cpu", "trainer.max_epochs=1", *QUIET, f"hydra.run.dir={tmp_path / 'run'}"],
-        tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("dlrecipe run summary") == 1  # only rank 0 prints
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    single = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
-                               "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"], "eval"))  # fmt: skip
-    for key, value in summary["test_metrics"].items():
-        assert single[key] == pytest.approx(value, abs=1e-5), key
-
-
 def test_a_ddp_trial_in_a_sweep_is_one_trial(tmp_path):
     import optuna
 
@@ -118,15 +104,16 @@ def test_ddp_trials_through_submitit_and_joblib_launchers(tmp_path, launcher):
         assert (tmp_path / "sweep" / f"trial_{n}" / "train_ddp_process_1.log").is_file()
 
 
-def test_wandb_resumes_the_same_run(tmp_path):
+def test_wandb_resumes_the_same_run(tmp_path, monkeypatch):
+    # In this process, as each run's own main(): resume= finds the run id in the run's wandb/
+    # folder, not in anything this process remembers (wandb.finish() ends the first run).
+    monkeypatch.setenv("WANDB_MODE", "offline")
     run = tmp_path / "run"
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    first = subprocess.run([sys.executable, "-m", "dlrecipe.train", "experiment=wine_mlp", "logger=wandb", "trainer.max_epochs=2",
-                            *QUIET, f"hydra.run.dir={run}"], cwd=tmp_path, capture_output=True, text=True, env=env)  # fmt: skip
-    assert first.returncode == 0, first.stderr[-3000:]
-    second = subprocess.run([sys.executable, "-m", "dlrecipe.train", f"resume={run}", "trainer.max_epochs=3", *QUIET],
-                            cwd=tmp_path, capture_output=True, text=True, env=env)  # fmt: skip
-    assert second.returncode == 0, second.stderr[-3000:]
+    first = ["dlrecipe-train", "experiment=wine_mlp", "logger=wandb", "trainer.max_epochs=2", *QUIET,
+             f"hydra.run.dir={run}"]  # fmt: skip
+    assert run_main(main, first, cwd=tmp_path) == 0
+    second = ["dlrecipe-train", f"resume={run}", "trainer.max_epochs=3", *QUIET]
+    assert run_main(main, second, cwd=tmp_path) == 0
     ids = {p.name.rsplit("-", 1)[-1] for p in (run / "wandb").glob("offline-run-*")}
     assert len(list((run / "wandb").glob("offline-run-*"))) == 2 and len(ids) == 1
     assert json.loads((run / "summary.json").read_text())["epochs_run"] == 3
@@ -180,10 +167,12 @@ def test_ddp_on_a_lazy_image_folder_counts_every_test_image_once(tmp_path, image
     assert single["test/acc"] == pytest.approx(summary["test_metrics"]["test/acc"], abs=1e-6)
 
 
-def test_blocks_unfrozen_during_ddp_training_stay_in_sync(tmp_path):
-    """DDP only averages what trained when it wrapped the model; fine-tuning unfreezes later."""
+def test_ddp_ranks_stay_in_sync_and_test_metrics_equal_a_single_process_evaluation(tmp_path):
+    """One DDP launch on the in-memory digits, fine-tuned in stages: blocks unfrozen during
+    training stay in sync over the ranks (DDP only averages what trained when it wrapped the
+    model), only rank 0 prints, and the test metrics equal a one-process evaluation of the best
+    checkpoint (the shards of the test split add up to the split, nothing counted twice)."""
     import timm
-    import torch
 
     weights = tmp_path / "test_resnet.pth"
     torch.save(timm.create_model("test_resnet").state_dict(), weights)
@@ -197,6 +186,7 @@ def test_blocks_unfrozen_during_ddp_training_stay_in_sync(tmp_path):
     result = subprocess.run([sys.executable, "-m", "dlrecipe.train", *args], cwd=tmp_path,
                             capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("dlrecipe run summary") == 1  # only rank 0 prints
     rank0, rank1 = (torch.load(tmp_path / "ranks" / f"rank{r}.pt") for r in (0, 1))
     start = torch.load(weights)
     key = "net.backbone.layer1.0.conv1.weight"
@@ -204,6 +194,13 @@ def test_blocks_unfrozen_during_ddp_training_stay_in_sync(tmp_path):
     for name, value in rank0.items():
         if value.is_floating_point() and "running" not in name:
             torch.testing.assert_close(rank1[name], value, msg=name)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    trust = "trusted_targets=[tests.ddp_probe.SaveEveryRank]"  # the probe is in the run's config
+    single = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
+                               "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", trust], "eval"))  # fmt: skip
+    assert summary["test_metrics"]
+    for key, value in summary["test_metrics"].items():
+        assert single[key] == pytest.approx(value, abs=1e-5), key
 
 
 def test_last_checkpoint_is_the_latest_epoch_not_the_best(make_cfg):
