@@ -34,7 +34,16 @@ def cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedP
     )
 
 
-def test_a_ddp_trial_in_a_sweep_is_one_trial(tmp_path):
+def one_process_evaluation(run_dir: Path, tmp_path: Path, *extra: str) -> tuple[dict, dict]:
+    """The run's summary, and its best checkpoint evaluated again in this one process."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    single = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
+                               "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", *extra], "eval"))  # fmt: skip
+    assert summary["test_metrics"]
+    return summary, single
+
+
+def test_a_ddp_trial_in_a_sweep_is_one_trial_and_tests_like_one_process(tmp_path):
     import optuna
 
     from dlrecipe.sweep.storage import make_storage
@@ -50,6 +59,11 @@ def test_a_ddp_trial_in_a_sweep_is_one_trial(tmp_path):
     assert len(study.trials) == 2
     assert sorted(p.name for p in (tmp_path / "sweep").glob("trial_*")) == ["trial_0", "trial_1"]
     assert not list(tmp_path.glob("outputs"))  # no stray sweep started by a re-launched rank
+    # In-memory data (the wine table): the ranks' shards of the test split add up to the split,
+    # nothing padded or counted twice, so the DDP test metrics are a one-process evaluation's.
+    summary, single = one_process_evaluation(tmp_path / "sweep" / "trial_1", tmp_path)
+    for key, value in summary["test_metrics"].items():
+        assert single[key] == pytest.approx(value, abs=1e-5), key
 
 
 def test_resume_errors(make_cfg, tmp_path):
@@ -154,32 +168,21 @@ def test_a_run_shorter_than_n_steps_writes_last_ckpt_and_resumes_from_it(tmp_pat
     assert second["global_step"] == 2 * first["global_step"]  # went on from epoch 1, not from 0
 
 
-def test_ddp_on_a_lazy_image_folder_counts_every_test_image_once(tmp_path, image_dir):
-    """Lazy folders use DataLoaders; under DDP their test split must not be padded with repeats."""
-    args = ["trainer=ddp_cpu", "data=image_folder", f"data.source.root={image_dir}", "data.source.max_memory_mb=0", "data.num_workers=0",
-            "data.batch_size=8", "model.net.channels=[8]", "data.split.test_frac=0.25", "trainer.max_epochs=1",
-            *QUIET, f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
-    result = cli(args, tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    single = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
-                               "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"], "eval"))  # fmt: skip
-    assert single["test/acc"] == pytest.approx(summary["test_metrics"]["test/acc"], abs=1e-6)
-
-
-def test_ddp_ranks_stay_in_sync_and_test_metrics_equal_a_single_process_evaluation(tmp_path):
-    """One DDP launch on the in-memory digits, fine-tuned in stages: blocks unfrozen during
+def test_ddp_ranks_stay_in_sync_and_a_lazy_folder_tests_every_image_once(tmp_path, image_dir):
+    """One DDP launch, fine-tuning in stages on a lazy image folder: blocks unfrozen during
     training stay in sync over the ranks (DDP only averages what trained when it wrapped the
-    model), only rank 0 prints, and the test metrics equal a one-process evaluation of the best
-    checkpoint (the shards of the test split add up to the split, nothing counted twice)."""
+    model); only rank 0 prints; lazy folders use DataLoaders, and under DDP their test split must
+    not be padded with repeats: the test metrics equal a one-process evaluation's."""
     import timm
 
     weights = tmp_path / "test_resnet.pth"
     torch.save(timm.create_model("test_resnet").state_dict(), weights)
     args = ["trainer=ddp_cpu", "trainer.max_epochs=2", *QUIET, "model=finetune",
             "model.net.backbone.name=test_resnet", f"model.net.backbone.weights={weights}",
-            "model.net.input_size=32", "model/finetuning=staged", "data.split.train_per_class=20",
-            "model.finetuning.stages=[{epoch:1,top:all,lr_mult:0.5}]", "data.batch_size=32",
+            "model.net.input_size=32", "model/finetuning=staged",
+            "model.finetuning.stages=[{epoch:1,top:all,lr_mult:0.5}]", "data=image_folder",
+            f"data.source.root={image_dir}", "data.source.max_memory_mb=0", "data.num_workers=0",
+            "data.batch_size=8", "data.split.test_frac=0.25",
             "+callbacks.probe._target_=tests.ddp_probe.SaveEveryRank",
             f"+callbacks.probe.folder={tmp_path / 'ranks'}", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -194,11 +197,8 @@ def test_ddp_ranks_stay_in_sync_and_test_metrics_equal_a_single_process_evaluati
     for name, value in rank0.items():
         if value.is_floating_point() and "running" not in name:
             torch.testing.assert_close(rank1[name], value, msg=name)
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     trust = "trusted_targets=[tests.ddp_probe.SaveEveryRank]"  # the probe is in the run's config
-    single = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
-                               "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", trust], "eval"))  # fmt: skip
-    assert summary["test_metrics"]
+    summary, single = one_process_evaluation(tmp_path / "run", tmp_path, trust)
     for key, value in summary["test_metrics"].items():
         assert single[key] == pytest.approx(value, abs=1e-5), key
 
