@@ -19,13 +19,16 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 from dlrecipe.builders import compose
 
-# A real run, just short and quiet: CPU, few epochs, no progress bar redraws.
+# A real run, just short and quiet: CPU, few epochs, no progress bar redraws, and no HTML report
+# (about two thirds of a short digits run's time goes into it). A test about the report, or
+# about everything a default run leaves behind, asks for it: make_cfg(..., "report.enabled=true").
 QUICK = [
     "trainer.accelerator=cpu",
     "trainer.max_epochs=2",
     "trainer.enable_progress_bar=false",
     "callbacks.progress_bar=null",
     "callbacks.model_summary=null",
+    "report.enabled=false",
 ]
 
 

@@ -330,7 +330,8 @@ def test_frozen_backbone_runs_end_to_end_with_the_report(
 ) -> None:
     # filter patterns on 8 px digits on purpose: they must run through a frozen backbone too
     cfg = make_cfg(*TIMM, *DIGITS_FEW, f"model.net.backbone.weights={timm_file}", *mode,
-                   "trainer.max_epochs=1", "+report.cam_samples=2", "+report.filter_patterns_min_size=8")  # fmt: skip
+                   "trainer.max_epochs=1", "report.enabled=true", "+report.cam_samples=2",
+                   "+report.filter_patterns_min_size=8")  # fmt: skip
     value = train(cfg)
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())

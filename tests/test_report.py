@@ -17,6 +17,8 @@ from dlrecipe.report import inside, mistakes
 from dlrecipe.report.__main__ import main as report_main
 from dlrecipe.train import train
 
+REPORT = "report.enabled=true"  # make_cfg's quick runs leave the report out
+
 
 class Sources(HTMLParser):
     def __init__(self):
@@ -135,7 +137,7 @@ def test_report_images_reach_tensorboard(digits_run):
     ],
 )
 def test_table_run_reports(make_cfg, experiment, expected, absent):
-    cfg = make_cfg(f"experiment={experiment}")
+    cfg = make_cfg(f"experiment={experiment}", REPORT)
     train(cfg)
     index = Path(cfg.paths.output_dir) / "report" / "index.html"
     parsed = parse(index)
@@ -201,7 +203,7 @@ def test_report_command_bad_input(digits_run, tmp_path, capsys):
 @pytest.mark.slow
 def test_kfold_folds_skip_their_report_and_build_it_on_demand(make_cfg):
     cfg = make_cfg("experiment=iris_mlp", "data/split=stratified_kfold", "data.split.k=3",
-                   "trainer.max_epochs=1")  # fmt: skip
+                   "trainer.max_epochs=1", REPORT)  # fmt: skip
     train(cfg)
     run = Path(cfg.paths.output_dir)
     text = (run / "report" / "index.html").read_text()
@@ -218,10 +220,10 @@ def test_reports_are_off_in_sweep_trials_unless_asked(make_cfg):
 
     plain = RunSummary("run", "multiclass", "acc")
     fold = RunSummary("run", "multiclass", "acc", fold="fold0")
-    assert report_wanted(make_cfg(), plain) and not report_wanted(make_cfg(), fold)
-    trial = make_cfg("+optuna.trial_number=3")
+    assert report_wanted(make_cfg(REPORT), plain) and not report_wanted(make_cfg(REPORT), fold)
+    trial = make_cfg("+optuna.trial_number=3", REPORT)
     assert not report_wanted(trial, plain)
     assert report_wanted(
-        make_cfg("+optuna.trial_number=3", "report.in_trials_and_folds=true"), plain
+        make_cfg("+optuna.trial_number=3", "report.in_trials_and_folds=true", REPORT), plain
     )
     assert not report_wanted(make_cfg("report.enabled=false"), plain)

@@ -38,7 +38,7 @@ def _run(make_cfg, *overrides):
     ],
 )
 def test_each_bundled_experiment_trains_and_reports(make_cfg, experiment, task, metric):
-    cfg, value, summary = _run(make_cfg, f"experiment={experiment}")
+    cfg, value, summary = _run(make_cfg, f"experiment={experiment}", "report.enabled=true")
     assert summary["task"] == task
     assert metric in summary["test_metrics"]
     assert value == pytest.approx(summary["val_metrics"]["val/loss"])
