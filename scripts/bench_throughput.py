@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import io
 import statistics
+from typing import Any
 
 import torch
 
@@ -114,14 +115,19 @@ def raw_loop(overrides: list[str], epochs: int, device: str) -> float:
 
 
 def lightning_loop(
-    overrides: list[str], epochs: int, device: str, idle_callbacks: int = 0, logged: int = 1
+    overrides: list[str],
+    epochs: int,
+    device: str,
+    idle_callbacks: int = 0,
+    logged: int = 1,
+    profiler: Any = None,
 ) -> float:
     """The least a Lightning script runs, on the raw loop's batches: training_step returns the
     loss, validation logs the loss once per epoch; no logger, checkpoints or other callbacks.
     What Lightning's loop itself costs per step, which no template on top of it can undercut.
     `idle_callbacks` adds callbacks that do nothing: what Lightning's dispatch of every hook to
     every callback costs by itself, and `logged` > 1 logs that many values an epoch instead of
-    one: what each `self.log` key costs (scripts/bench_epoch_cost.py)."""
+    one: what each `self.log` key costs, and `profiler` times its hooks (scripts/bench_epoch_cost.py)."""
     import lightning.pytorch as pl
 
     work = _Workload(overrides, device)
@@ -160,6 +166,7 @@ def lightning_loop(
         max_epochs=epochs, accelerator="gpu" if device == "cuda" else "cpu", devices=1,
         logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[StepTimer(), *(pl.Callback() for _ in range(idle_callbacks))],
+        profiler=profiler,
     )  # fmt: skip
     with contextlib.redirect_stdout(io.StringIO()):
         trainer.fit(Minimal(), train_dataloaders=Batches(), val_dataloaders=Once())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dlrecipe.report import figures, page
+from dlrecipe.report import figures, mistakes, page
 from dlrecipe.report.curves import plot_learning_curves, stopped_early
 from dlrecipe.report.header import read_header, redact
 from dlrecipe.report.mistakes import _upsample
@@ -92,3 +92,31 @@ def test_gradcam_overlay_is_upsampled_smoothly():
 def test_tables_drop_columns_empty_in_every_row():
     html = page.table([{"metric": "loss", "validation": 0.1, "test": None}])
     assert "<th>test</th>" not in html and "<th>validation</th>" in html
+
+
+def _edge_is_blank(path: Path, width: int = 2) -> bool:
+    """Nothing drawn on the figure's outermost pixels: no label or title was cut off."""
+    with Image.open(path) as img:
+        pixels = np.asarray(img.convert("L"))
+    edges = [pixels[:width], pixels[-width:], pixels[:, :width], pixels[:, -width:]]
+    return all((edge >= 250).all() for edge in edges)
+
+
+def test_figures_without_a_layout_engine_leave_room_for_wide_tick_labels(tmp_path):
+    # report/layout.py sizes margins from the tick labels' text instead of constrained layout:
+    # house prices (-49800, 412000), an RMSE in thousands and a log axis under one decade
+    # (minor labels 2x10^-3) must still fit inside the figure.
+    rng = np.random.default_rng(0)
+    prices = rng.uniform(-50_000, 412_000, 200)
+    paths = [figures.regression(prices, prices + rng.normal(0, 9_000, 200), tmp_path / "r.png")]
+    rows = [{"epoch": e, "train/loss": 1 / (e + 1), "val/loss": 1.2 / (e + 1),
+             "train/rmse": 45_000.0 - e, "val/rmse": 47_500.0 - e, "lr": 3e-3 * 0.9**e} for e in range(12)]  # fmt: skip
+    paths.append(plot_learning_curves(rows, tmp_path / "c.png", "rmse", best_epoch=9))
+    labels = rng.integers(0, 2, 300)
+    scores = np.clip(labels * 0.5 + rng.random(300) * 0.5, 0, 1)
+    paths.append(figures.roc_pr(labels, scores, ["no", "yes"], tmp_path / "roc.png"))
+    paths.append(figures.calibration(labels, scores, tmp_path / "cal.png"))
+    grid = mistakes.image_grid(rng.random((11, 1, 8, 8)), ["pred 1 (0.51)\ntrue 7\nloss 2.31"] * 11,
+                               tmp_path / "g.png", overlays=rng.random((11, 2, 2)))  # fmt: skip
+    for path in [*paths, grid]:
+        assert _edge_is_blank(path), path.name

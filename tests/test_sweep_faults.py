@@ -16,15 +16,20 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import optuna
 import pytest
-from optuna.distributions import FloatDistribution
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from dlrecipe.errors import ConfigError
 from dlrecipe.sweep.liveness import Liveness
+from dlrecipe.sweep.space import to_distribution
 from dlrecipe.sweep.storage import ENV, job_storage, make_storage, redact, resolve_storage
 from tests.conftest import run_main
 
@@ -255,6 +260,45 @@ def test_a_dead_workers_trial_from_any_host_fails_and_is_queued_again(tmp_path, 
             time.sleep(3.5)
             assert live.fail_stale() == [retry.number]
         assert not study.get_trials(states=(TrialState.WAITING,))
+
+
+def wine_space() -> dict[str, BaseDistribution]:
+    """The distributions a wine_mlp_search sweep asks with, from the preset's own lines."""
+    preset = OmegaConf.load(ROOT / "conf" / "hparams_search" / "wine_mlp_search.yaml")
+    params = preset.hydra.sweeper.params
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    return {o.key_or_group: to_distribution(o) for o in parsed}
+
+
+def test_a_queued_retry_is_run_and_counts_once_toward_n_trials(tmp_path, monkeypatch, capfd):
+    # The study a re-run within grace_period leaves behind: it counted the killed trial 1 as
+    # running, asked trial 2 instead; then trial 1 was failed and its retry queued (WAITING).
+    storage = make_storage(str(tmp_path / "sweep" / "study.journal"))
+    study = optuna.create_study(study_name=STUDY, storage=storage)
+    first, killed, last = (study.ask(wine_space()) for _ in range(3))
+    study.tell(first, 0.5)
+    study.tell(last, 0.4)
+    study.tell(killed, state=TrialState.FAIL)
+    with warnings.catch_warnings():  # queued the way liveness.py queues a stale trial's retry
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=2)(study, study.trials[killed.number])
+    assert [t.state for t in study.trials][-1] == TrialState.WAITING
+
+    assert in_process(monkeypatch, tmp_path, "hydra.sweeper.n_trials=3") == 0
+    out = capfd.readouterr().out
+    trials = study.get_trials()
+    assert len(trials) == 4  # the retry ran; no new trial was asked beside it
+    retry = trials[3]
+    assert retry.state in DONE and retry.params == trials[killed.number].params
+    assert sum(t.state in DONE for t in trials) == 3
+    assert (tmp_path / "sweep" / "trial_3" / ".hydra").is_dir()
+    assert any(x.startswith("trial 3/3 ") for x in out.splitlines())  # its place in the budget
+
+    # The budget is spent: a second re-run runs nothing and says so.
+    assert in_process(monkeypatch, tmp_path, "hydra.sweeper.n_trials=3") == 0
+    out, err = capfd.readouterr()
+    assert len(study.get_trials()) == 4
+    assert f"study '{STUDY}' already has 3 of hydra.sweeper.n_trials=3 trials" in out + err
 
 
 @pytest.mark.slow

@@ -247,10 +247,14 @@ class DataModule(pl.LightningDataModule):
         return self.batch_size // world
 
     @property
+    def augments_pixels(self) -> bool:
+        """Image augmentation acts on pixels, before normalization (table noise acts after it)."""
+        return self.augmentation.transform is not None and self.info.is_image
+
+    @property
     def augments_in_workers(self) -> bool:
         """Image augmentation runs per sample in DataLoader workers when there are any."""
-        augments = self.augmentation.transform is not None
-        return self.num_workers > 0 and augments and self.info.is_image
+        return self.num_workers > 0 and self.augments_pixels
 
     def val_dataloader(self) -> Iterable:
         return self._loader(self.fold.val, self.eval_batch_size, False, False)
@@ -277,10 +281,10 @@ class DataModule(pl.LightningDataModule):
             return x  # cached backbone features: already model input
         if not normalized:  # else inputs_prepared_once did the three steps below
             x = to_float(x)
-            if augment and x.ndim == 4 and not self.augments_in_workers:
+            if augment and self.augments_pixels and not self.augments_in_workers:
                 x = self.augmentation(x)
             x = self.normalization(x)
-        if augment and x.ndim != 4:
+        if augment and not self.info.is_image:
             x = self.augmentation(x)
         return x
 
@@ -323,7 +327,7 @@ class DataModule(pl.LightningDataModule):
     def inputs_prepared_once(self, training: bool) -> torch.Tensor | None:
         """Every input normalized at once where that equals doing it per batch (OnceNormalized):
         not for cached features, nor while pixel augmentation (before normalization) trains."""
-        if self._served_features is not None or (training and self.augmentation.transform is not None and self.info.is_image):  # fmt: skip
+        if self._served_features is not None or (training and self.augments_pixels):
             return None
         return self._prepared.inputs(self.data.inputs, self.normalization)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
+from dlrecipe.report.layout import fixed_margins
+
 
 def _pyplot():
     import matplotlib
@@ -24,7 +26,7 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=100)  # figures use layout="constrained": nothing clipped or overlapping
+    fig.savefig(path, dpi=100)
     _pyplot().close(fig)
     return path
 
@@ -65,7 +67,7 @@ def per_class(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> list[
 def roc_pr(y_true: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> Path:
     """ROC and precision-recall curves; one-vs-rest per class for multiclass."""
     plt = _pyplot()
-    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained")
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
     curves = (
         [(names[1], y_true == 1, probs)]
         if probs.ndim == 1
@@ -88,6 +90,7 @@ def roc_pr(y_true: np.ndarray, probs: np.ndarray, names: list[str], path: Path) 
     for ax in (roc_ax, pr_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "lower left")
+    fixed_margins(fig, (roc_ax, pr_ax))  # room from the tick labels, no layout engine
     return _save(fig, path)
 
 
@@ -113,7 +116,7 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, path: Path, bins: int = 1
     ece = sum(c * abs(o - m) for c, o, m in zip(counts, observed, centers, strict=True)) / max(
         1, len(confidence)
     )
-    fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.plot([0, 1], [0, 1], "k:", linewidth=1, label="perfect calibration")
     ax.plot(centers, observed, "o-", label=f"model (ECE {ece:.3f})")
     for x, y, n in zip(centers, observed, counts, strict=True):
@@ -123,6 +126,7 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, path: Path, bins: int = 1
            xlabel=xlabel, ylabel="observed frequency", xlim=(max(0.0, low), 1), ylim=(0, 1.02))  # fmt: skip
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
+    fixed_margins(fig, [ax], right=0.4)  # room for the title and a count beside a point at 1.0
     return _save(fig, path)
 
 
@@ -136,7 +140,7 @@ def quantile_bins(values: np.ndarray, bins: int = 10, min_count: int = 20) -> np
 
 def regression(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> Path:
     plt = _pyplot()
-    fig, (fit_ax, res_ax) = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained")
+    fig, (fit_ax, res_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
     low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
     fit_ax.scatter(y_true, y_pred, s=12, alpha=0.7)
     fit_ax.plot([low, high], [low, high], "k:", linewidth=1)
@@ -147,4 +151,5 @@ def regression(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> Path:
     res_ax.set(title="residuals", xlabel="predicted", ylabel="predicted - true")
     for ax in (fit_ax, res_ax):
         ax.grid(alpha=0.3)
+    fixed_margins(fig, (fit_ax, res_ax))  # house prices need more room than 0.5: from the ticks
     return _save(fig, path)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlrecipe.report.layout import inches
 from dlrecipe.tasks import Task, as_task
 
 
@@ -47,8 +48,8 @@ def image_grid(images: np.ndarray, titles: list[str], path: Path, columns: int =
     drawn translucently on top, upsampled bilinearly, so the input's own pixels (upsampled
     without smoothing) stay visible under a smooth map; one colour bar for all of them.
 
-    One mosaic in one axes, not N small axes: constrained layout over N titled axes took most
-    of the report's time. The room above each tile is sized for its title's lines.
+    One mosaic in one axes placed by hand, not N small axes under a layout engine (that took
+    most of the report's time). The room above each tile is sized for its title's lines.
     """
     import matplotlib
 
@@ -74,12 +75,16 @@ def image_grid(images: np.ndarray, titles: list[str], path: Path, columns: int =
         mosaic[top : top + th, left : left + tw] = (tile if channels == 3 else tile[:1].repeat(3, 0)).transpose(1, 2, 0)  # fmt: skip
         if overlays is not None:
             heat[top : top + th, left : left + tw] = _upsample(overlays[i], th, tw)
-    extra = 1.3 if overlays is not None else 0.0  # the colour bar's width
-    fig, ax = plt.subplots(figsize=(width * inch + extra + 0.2, height * inch + 0.2), layout="constrained")  # fmt: skip
+    extra = 1.3 if overlays is not None else 0.0  # the colour bar, its ticks and label
+    # Axes placed in inches, not by a layout engine (report/layout.py): the mosaic at its
+    # size with a 0.1 in border, the colour bar in the room on the right.
+    fig = plt.figure(figsize=(width * inch + extra + 0.2, height * inch + 0.2))
+    ax = fig.add_axes(inches(fig, 0.1, 0.1, width * inch, height * inch))
     ax.imshow(mosaic, interpolation="nearest")
     if overlays is not None:
         shown = ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1, interpolation="nearest")
-        fig.colorbar(shown, ax=ax, shrink=0.8, label="Grad-CAM (relative evidence)")
+        bar = fig.add_axes(inches(fig, width * inch + 0.35, 0.1 + 0.1 * height * inch, 0.15, 0.8 * height * inch))  # fmt: skip
+        fig.colorbar(shown, cax=bar, label="Grad-CAM (relative evidence)")
     for i, text in enumerate(titles[:n]):
         r, c = divmod(i, columns)
         ax.text(c * (tw + pad) + tw / 2, r * (gap + th) + gap - 0.03 / inch, text,

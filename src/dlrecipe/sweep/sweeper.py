@@ -6,10 +6,11 @@
 The study lives in its storage, so re-running the same command resumes it, and several
 sweeper processes on one storage share the work: `n_trials` is a budget of results (COMPLETE
 or PRUNED, counting trials in flight), taken under a file lock so that workers never overshoot
-it. A trial that raises is recorded as FAIL with its error and the sweep goes on, until
-failures exceed `max_failure_rate` of the budget; a trial pruned inside the job
-(sweep/pruning.py) is PRUNED; a trial whose worker was killed is failed and run again
-(sweep/liveness.py). A storage password never reaches a file or the console (sweep/storage.py).
+it; queued (WAITING) trials, such as a killed trial's retry, run first in the places left. A
+trial that raises is recorded as FAIL with its error and the sweep goes on, until failures
+exceed `max_failure_rate` of the budget; a trial pruned inside the job (sweep/pruning.py) is
+PRUNED; a trial whose worker was killed is failed and run again (sweep/liveness.py). A storage
+password never reaches a file or the console (sweep/storage.py).
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ from dlrecipe.tasks import direction as metric_direction
 from dlrecipe.tasks import metric_names
 
 log = logging.getLogger(__name__)
-# The budget counts results and trials that may still give one (running, or queued retries).
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+# The budget counts results and trials that may still give one (running). Not WAITING: a retry
+# queued after a re-run asked a trial in the killed one's place would take the last place and
+# never run. ask() pops WAITING trials first, under the lock: they run within the budget.
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
 class SweepStopped(RuntimeError):
@@ -82,6 +85,7 @@ class OptunaSweep:
         self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.max_retry = max_retry
         self._waiting_since: float | None = None
+        self._place = 1  # "trial 3/8": the last batch's place in the budget, not its number
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         self.config = config
@@ -131,7 +135,7 @@ class OptunaSweep:
                 log.info(
                     "trials %s: %s", [t.number for t in batch], [dict(t.params) for t in batch]
                 )
-                trial_progress(self, batch[0].number + 1)  # "trial 3/8 - elapsed ..., ... left"
+                trial_progress(self, self._place)  # "trial 3/8 - elapsed ..., ... left"
                 with live.beating(ids):
                     results = self.launcher.launch(jobs, initial_job_idx=batch[0].number)
                 # Like Study.optimize: samplers may call study.stop() (a grid that is exhausted).
@@ -156,9 +160,10 @@ class OptunaSweep:
             if self.fail_stale_running:
                 live.fail_stale()
             trials = study.get_trials(deepcopy=False)
-            left = self.n_trials - sum(t.state in COUNTED for t in trials)
+            taken = sum(t.state in COUNTED for t in trials)
+            left = self.n_trials - taken
             if left > 0:
-                self._waiting_since = None
+                self._waiting_since, self._place = None, taken + 1  # numbers count FAILs too
                 with warnings.catch_warnings():  # we beat for the trials ourselves (liveness.py)
                     warnings.filterwarnings("ignore", "Heartbeat of storage is supposed")
                     batch = [study.ask(space) for _ in range(min(self.n_jobs, left))]
@@ -192,9 +197,11 @@ class OptunaSweep:
 
 
 def _say_budget_used(study: optuna.Study, n_trials: int) -> None:
-    have = sum(t.state in COUNTED for t in study.get_trials(deepcopy=False))
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    have, queued = sum(s in COUNTED for s in states), states.count(TrialState.WAITING)
+    waiting = f"; {queued} queued trial(s) wait for a larger n_trials" if queued else ""
     log.info(f"study {study.study_name!r} already has {have} of hydra.sweeper.n_trials={n_trials} "
-             "trials (n_trials counts the whole study); raise hydra.sweeper.n_trials to run more")  # fmt: skip
+             f"trials (n_trials counts the whole study){waiting}; raise hydra.sweeper.n_trials to run more")  # fmt: skip
 
 
 def _check_settings(n_trials: Any, n_jobs: Any, max_failure_rate: Any, connect_timeout: Any,
