@@ -50,7 +50,15 @@ def test_sweep_report_writes_the_studys_numbers(tmp_path, kind):
         url = f"sqlite:///{tmp_path / 'studies.db'}"
         study = _study(url, "tiny_sql")
         argv = [str(sweep), "--storage", url, "--study", "tiny_sql"]
+    import matplotlib
+
+    def style() -> dict:  # the backend is chosen (Agg) on first use, the look must not change
+        return {k: v for k, v in matplotlib.rcParams.items() if not k.startswith("backend")}
+
+    before = style()
     assert main(argv) == 0
+    # Optuna's plots switch to the ggplot style; later figures of this process keep theirs
+    assert style() == before
 
     table = pd.read_csv(sweep / "trials.csv")
     assert table["state"].tolist() == ["COMPLETE"] * 3 + ["FAIL"]

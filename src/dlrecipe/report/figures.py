@@ -122,11 +122,11 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, path: Path, bins: int = 1
     for x, y, n in zip(centers, observed, counts, strict=True):
         ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#555")  # fmt: skip
     low = min(0.5 if probs.ndim > 1 else 0.0, min(centers, default=0.0) - 0.05)
-    ax.set(title=f"calibration ({len(counts)} equal-count bins, samples per bin shown)",
+    ax.set(title=f"calibration\n{len(counts)} equal-count bins, samples per bin shown",
            xlabel=xlabel, ylabel="observed frequency", xlim=(max(0.0, low), 1), ylim=(0, 1.02))  # fmt: skip
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    fixed_margins(fig, [ax], right=0.4)  # room for the title and a count beside a point at 1.0
+    fixed_margins(fig, [ax], top=0.6, right=0.4)  # a two-line title; a count beside a point at 1.0
     return _save(fig, path)
 
 

@@ -106,7 +106,9 @@ def _plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
         plots["param_importances"] = ovm.plot_param_importances
     for name, plot in plots.items():
         try:
-            with warnings.catch_warnings():
+            # rc_context: Optuna's plots switch the whole process to the ggplot style, which
+            # would restyle every later figure drawn in it (reports of in-process runs)
+            with warnings.catch_warnings(), matplotlib.rc_context():
                 warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
                 axes = plot(study)
                 figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
