@@ -143,9 +143,8 @@ def main() -> None:
             seconds = seconds_per_epoch(off, args.epochs)
             if repeat:
                 times.setdefault(name, []).append(seconds)
-        steps = steps_per_epoch(
-            args.epochs
-        )  # of the last dlrecipe run: the same data and batch size
+        # of the last dlrecipe run: the same data and batch size
+        steps = steps_per_epoch(args.epochs)
         seconds = lightning_loop(CASE, args.epochs, "cpu") * steps
         with_idle = lightning_loop(CASE, args.epochs, "cpu", idle_callbacks=IDLE) * steps
         more_logged = lightning_loop(CASE, args.epochs, "cpu", logged=LOGGED) * steps

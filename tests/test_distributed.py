@@ -34,13 +34,16 @@ def cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedP
     )
 
 
-def one_process_evaluation(run_dir: Path, tmp_path: Path, *extra: str) -> tuple[dict, dict]:
-    """The run's summary, and its best checkpoint evaluated again in this one process."""
+def assert_tests_like_one_process(run_dir: Path, tmp_path: Path, *extra: str) -> dict:
+    """The DDP run's test metrics equal its best checkpoint evaluated again in this one process
+    (every test sample counted once over the ranks); the one-process metrics."""
     summary = json.loads((run_dir / "summary.json").read_text())
     single = evaluate(compose([f"ckpt_path={summary['best_checkpoint']}", f"paths.output_dir={tmp_path / 'ev'}",
                                "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", *extra], "eval"))  # fmt: skip
     assert summary["test_metrics"]
-    return summary, single
+    for key, value in summary["test_metrics"].items():
+        assert single[key] == pytest.approx(value, abs=1e-5), key
+    return single
 
 
 def test_a_ddp_trial_in_a_sweep_is_one_trial_and_tests_like_one_process(tmp_path):
@@ -61,9 +64,7 @@ def test_a_ddp_trial_in_a_sweep_is_one_trial_and_tests_like_one_process(tmp_path
     assert not list(tmp_path.glob("outputs"))  # no stray sweep started by a re-launched rank
     # In-memory data (the wine table): the ranks' shards of the test split add up to the split,
     # nothing padded or counted twice, so the DDP test metrics are a one-process evaluation's.
-    summary, single = one_process_evaluation(tmp_path / "sweep" / "trial_1", tmp_path)
-    for key, value in summary["test_metrics"].items():
-        assert single[key] == pytest.approx(value, abs=1e-5), key
+    assert_tests_like_one_process(tmp_path / "sweep" / "trial_1", tmp_path)
 
 
 def test_resume_errors(make_cfg, tmp_path):
@@ -199,9 +200,9 @@ def test_ddp_ranks_stay_in_sync_and_a_lazy_folder_tests_every_image_once(tmp_pat
         if value.is_floating_point() and "running" not in name:
             torch.testing.assert_close(rank1[name], value, msg=name)
     trust = "trusted_targets=[tests.ddp_probe.SaveEveryRank]"  # the probe is in the run's config
-    summary, single = one_process_evaluation(tmp_path / "run", tmp_path, trust)
-    for key, value in summary["test_metrics"].items():
-        assert single[key] == pytest.approx(value, abs=1e-5), key
+    single = assert_tests_like_one_process(tmp_path / "run", tmp_path, trust)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert single["test/acc"] == pytest.approx(summary["test_metrics"]["test/acc"], abs=1e-6)
 
 
 def test_last_checkpoint_is_the_latest_epoch_not_the_best(make_cfg):
