@@ -17,6 +17,11 @@ is Lightning's own loop. The last line reads
 
 On a machine shared with other jobs, --clock cpu times this process's CPU time instead of wall
 time: steadier, and still the same work on every side.
+
+With a GPU a fifth case runs: the CIFAR-sized CNN on the GPU with bf16-mixed precision and
+channels_last on every side (autocast in the raw loop, the Trainer's precision on the bare
+Lightning side, the same overrides for dlrecipe; the net is dlrecipe's own, channels_last
+included). --gpu-case-on-cpu runs that case's options on the CPU, to check them without a GPU.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ CASES = {
     ],
     "breast_cancer MLP, batch 32": ["experiment=breast_cancer_mlp", "data.batch_size=32"],
 }
+GPU_CASE = "CIFAR-sized bf16 NHWC"  # case 5: the CIFAR-sized case with GPU_OPTIONS
+GPU_OPTIONS = ["trainer.precision=bf16-mixed", "model.channels_last=true"]
 COMMON = [
     "callbacks.early_stopping=null",
     "report.enabled=false",
@@ -70,6 +77,18 @@ class _Workload:
         self.val_idx = torch.as_tensor(data.fold.val, device=device)
         self.batch = cfg.data.batch_size
         self.generator = torch.Generator().manual_seed(0)
+        # The Trainer's precision and cudnn.benchmark, so that every side runs the same options
+        # (model.channels_last is in the net itself: a forward pre-hook converts the inputs).
+        self.precision = str(cfg.trainer.get("precision", "32-true"))
+        if self.precision not in ("32-true", "32", "bf16-mixed"):
+            raise SystemExit(f"bench_throughput: the raw loop runs 32-true or bf16-mixed, not {self.precision}")  # fmt: skip
+        self.benchmark = bool(cfg.trainer.get("benchmark") or False)
+
+    def mixed(self) -> contextlib.AbstractContextManager:
+        """The raw loop's autocast: what trainer.precision=bf16-mixed does in Lightning."""
+        if self.precision == "bf16-mixed":
+            return torch.autocast(self.device, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
@@ -90,6 +109,7 @@ def raw_loop(overrides: list[str], epochs: int, device: str) -> float:
     """A hand-written loop for `epochs` epochs; returns the steady-state seconds per step."""
     work = _Workload(overrides, device)
     net, optimizer = work.net, work.optimizer
+    torch.backends.cudnn.benchmark = work.benchmark
     steps, start = 0, benchlib.clock()
     for epoch in range(epochs):
         if epoch == 1:  # steady state: from the second epoch on, like the template's StepTimer
@@ -99,14 +119,15 @@ def raw_loop(overrides: list[str], epochs: int, device: str) -> float:
         net.train()
         total = torch.zeros((), device=device)
         for x, y in work.epoch_batches():
-            loss = work.loss(x, y)
+            with work.mixed():
+                loss = work.loss(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach()
             steps += 1
         net.eval()
-        with torch.no_grad():
+        with torch.no_grad(), work.mixed():
             work.loss(work.x[work.val_idx], work.y[work.val_idx])
             float(total)  # one host sync per epoch, as the template logs once per epoch
     if device == "cuda":
@@ -165,7 +186,8 @@ def lightning_loop(
     trainer = pl.Trainer(
         max_epochs=epochs, accelerator="gpu" if device == "cuda" else "cpu", devices=1,
         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[StepTimer(), *(pl.Callback() for _ in range(idle_callbacks))],
+        enable_model_summary=False, num_sanity_val_steps=0, precision=work.precision,
+        benchmark=work.benchmark, callbacks=[StepTimer(), *(pl.Callback() for _ in range(idle_callbacks))],
         profiler=profiler,
     )  # fmt: skip
     with contextlib.redirect_stdout(io.StringIO()):
@@ -190,6 +212,10 @@ def main() -> None:
         help="wall time, or CPU time (steadier on a loaded machine)",
     )  # fmt: skip
     parser.add_argument("--cases", default=None, help="comma-separated case numbers, e.g. 1,4")
+    parser.add_argument(
+        "--gpu-case-on-cpu", action="store_true",
+        help="run case 5 (bf16-mixed, channels_last) on the CPU: checks its options without a GPU",
+    )  # fmt: skip
     args = parser.parse_args()
     benchlib.set_clock(args.clock)
     if args.threads:
@@ -199,16 +225,16 @@ def main() -> None:
         f"clock: {args.clock}"
     )
     cases = dict(CASES)
+    devices = {name: "cpu" for name in cases}
+    if torch.cuda.is_available() or args.gpu_case_on_cpu:
+        device = "cpu" if args.gpu_case_on_cpu else "cuda"
+        name = f"{GPU_CASE}, {device.replace('cuda', 'GPU').upper()}"
+        cases[name] = [*CASES["CIFAR-sized CNN, batch 128"], *GPU_OPTIONS]
+        cases[name] += ["trainer=gpu"] if device == "cuda" else []
+        devices[name] = device
     if args.cases:  # a subset, for a quick look; the full table is the default
         chosen = {int(i) - 1 for i in args.cases.split(",")}
-        cases = {name: c for i, (name, c) in enumerate(CASES.items()) if i in chosen}
-    devices = {name: "cpu" for name in cases}
-    if torch.cuda.is_available():
-        cases["CIFAR-sized CNN, batch 128, GPU"] = [
-            *CASES["CIFAR-sized CNN, batch 128"],
-            "trainer=gpu",
-        ]
-        devices["CIFAR-sized CNN, batch 128, GPU"] = "cuda"
+        cases = {name: c for i, (name, c) in enumerate(cases.items()) if i in chosen}
     print(
         f"{'case':30s} {'raw':>7s} {'Lightning':>9s} {'dlrecipe':>8s} {'ratio':>6s} "
         f"{'overhead us':>11s} {'vs Lightning':>12s} {'own us':>7s}"
