@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from dlrecipe.errors import ConfigError
+from dlrecipe.report.layout import inches
 from dlrecipe.tasks import Task, as_task
 
 
@@ -80,16 +81,16 @@ def activations(model: nn.Module, sample: torch.Tensor, path: Path, channels: in
         model(sample[None])
     for h in hooks:
         h.remove()
-    # Axes placed by hand (rows of a fixed height, the colour bar in a reserved right margin):
+    # Axes placed in inches (rows of a fixed height, the colour bar in a reserved right margin):
     # a layout engine over rows of colour bars cost more than drawing them.
     row_in, top_in, width_in = 1.25, 0.35, 9.0
-    fig = plt.figure(figsize=(width_in, row_in * len(captured) + top_in))
     height = row_in * len(captured) + top_in
+    fig = plt.figure(figsize=(width_in, height))
     for row, (name, out) in enumerate(captured.items()):
         maps = out[0, :channels].float().cpu().numpy()
-        bottom = (height - top_in - row_in * (row + 1) + 0.1) / height
-        ax = fig.add_axes((0.02, bottom, 0.86, (row_in - 0.35) / height))
-        bar = fig.add_axes((0.9, bottom, 0.015, (row_in - 0.35) / height))
+        bottom = height - top_in - row_in * (row + 1) + 0.1
+        ax = fig.add_axes(inches(fig, 0.18, bottom, 7.74, row_in - 0.35))
+        bar = fig.add_axes(inches(fig, 8.1, bottom, 0.135, row_in - 0.35))
         shown = ax.imshow(tile(maps, len(maps)), cmap="viridis", aspect="auto")
         ax.set(xticks=[], yticks=[])
         ax.set_title(f"{name}: channels 0-{len(maps) - 1}, {maps.shape[1]}x{maps.shape[2]}", fontsize=7, loc="left")  # fmt: skip
