@@ -112,6 +112,8 @@ def test_countdown_estimates_time_left_from_the_finished_pieces():
     assert countdown.line(3) == "trial 3/5 - time left known after the first trial"
     countdown.started -= 10  # 10 s since start, 2 trials (3 and 4) finished in this process
     assert countdown.line(5) == "trial 5/5 - elapsed 0:00:10, about 0:00:05 left"
+    # trial 5 failed: its place in the budget runs again, said so rather than a second "5/5"
+    assert countdown.line(5).startswith("trial 5/5 again - elapsed 0:00:10")
 
 
 def test_status_says_what_runs_and_its_time(capsys):

@@ -67,19 +67,23 @@ class Countdown:
 
     The estimate is the mean time of the pieces finished in this process times those left;
     `number` is the 1-based number of the piece about to start (a sweep's trials may start at
-    17 when other workers or an earlier run filled the study).
+    17 when other workers or an earlier run filled the study); the same number twice in a row
+    is a piece run again (a sweep's failed trial does not use up its place in the budget).
     """
 
     def __init__(self, what: str, total: int):
         self.what, self.total = what, int(total)
         self.started = time.perf_counter()
         self.first: int | None = None
+        self.previous: int | None = None
 
     def line(self, number: int) -> str:
         self.first = number if self.first is None else self.first
+        again = " again" if number == self.previous else ""
+        self.previous = number
         elapsed = time.perf_counter() - self.started
         finished = number - self.first
-        head = f"{self.what} {number}/{self.total}"
+        head = f"{self.what} {number}/{self.total}{again}"
         if finished <= 0:
             return f"{head} - time left known after the first {self.what}"
         left = elapsed / finished * max(0, self.total - number + 1)
