@@ -230,10 +230,16 @@ def main() -> None:
         device = "cpu" if args.gpu_case_on_cpu else "cuda"
         name = f"{GPU_CASE}, {device.replace('cuda', 'GPU').upper()}"
         cases[name] = [*CASES["CIFAR-sized CNN, batch 128"], *GPU_OPTIONS]
-        cases[name] += ["trainer=gpu"] if device == "cuda" else []
+        # trainer.accelerator=gpu too: benchlib.QUIET pins the CPU, and a key override outranks
+        # the trainer=gpu group's value whatever their order
+        cases[name] += ["trainer=gpu", "trainer.accelerator=gpu"] if device == "cuda" else []
         devices[name] = device
     if args.cases:  # a subset, for a quick look; the full table is the default
         chosen = {int(i) - 1 for i in args.cases.split(",")}
+        if not chosen <= set(range(len(cases))):
+            parser.error(
+                f"--cases: choose from 1-{len(cases)} (5 needs a GPU or --gpu-case-on-cpu)"
+            )
         cases = {name: c for i, (name, c) in enumerate(cases.items()) if i in chosen}
     print(
         f"{'case':30s} {'raw':>7s} {'Lightning':>9s} {'dlrecipe':>8s} {'ratio':>6s} "

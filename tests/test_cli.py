@@ -52,10 +52,6 @@ def test_default_experiment_reaches_097_and_prints_the_summary(default_run):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["test_metrics"]["test/acc"] >= 0.97
     assert (run_dir / ".hydra" / "config.yaml").is_file()
-    # The process exits without the final garbage collections (edge.skip_exit_collection):
-    # what it wrote last is whole, the log down to its last "what to try next" line.
-    log = (run_dir / "train.log").read_text()
-    assert "best checkpoint" in log and "what to try next" in log and log.endswith("\n")
 
 
 def test_two_runs_never_share_a_run_directory(tmp_path):

@@ -11,7 +11,6 @@ categories, tests/test_bad_input_catalogue.py holds one case per mistake.
 from __future__ import annotations
 
 import argparse
-import atexit
 import errno
 import functools
 import gc
@@ -303,7 +302,7 @@ def hydra_command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable
 
         @functools.wraps(task)
         def main() -> Any:
-            skip_exit_collection()
+            freeze_imported_objects()  # the libraries are loaded: the command line starts here
             with edge(sys.argv[1:]), _hydra_errors_raised():
                 check_conf_dir(CONF_DIR)  # DLRECIPE_CONF or the install has no train.yaml
                 check_argv(sys.argv[1:])  # a launcher or sweeper whose extra is missing
@@ -314,27 +313,31 @@ def hydra_command(config_name: str) -> Callable[[Callable[[Any], Any]], Callable
     return wrap
 
 
-def skip_exit_collection() -> None:
-    """At interpreter exit, freeze the objects still alive instead of letting the interpreter's
-    final garbage collections walk them.
+def freeze_imported_objects() -> None:
+    """Once per process, as a command starts: move every object alive now (what importing
+    torch, Lightning, torchvision and scipy made, ~500,000 of them) out of the garbage
+    collector's reach.
 
-    With torch, Lightning, torchvision and scipy loaded those passes took 1.1-1.3 s after every
-    command had finished (the default run: 8.6-9.1 s -> 7.4-7.7 s on a 2-core VM; see
-    scripts/bench_process.py); frozen, they are skipped and the OS takes the memory back with
-    the process. Registered last, so it runs first: handlers that libraries registered earlier
-    (logging, temporary folders, multiprocessing) still run after it, unchanged.
+    The interpreter's final collections at exit walked them all: 1.1-1.7 s after every command
+    had finished, on a 2-core VM (scripts/bench_process.py). Frozen, they are skipped; the
+    objects the command itself makes are collected as before, so their finalizers still run at
+    exit (a callback's unclosed file still gets flushed). Only the first call freezes: in a
+    process that runs several commands (tests), later runs' objects stay collectable.
     """
-    atexit.unregister(gc.freeze)  # once per process, however many commands ran in it (tests)
-    atexit.register(gc.freeze)
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line (argparse prints usage and error on two); the
-    command it parses for exits without the final garbage collections (skip_exit_collection)."""
+    """argparse, but a usage mistake is one line (argparse prints usage and error on two); a
+    command line (not a call from Python with its own arguments) starts with the imported
+    objects frozen (freeze_imported_objects)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        skip_exit_collection()
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed = super().parse_args(args, namespace)
+        if args is None:  # sys.argv: a command, not main([...]) from a notebook or a test
+            freeze_imported_objects()
+        return parsed
 
     def error(self, message: str) -> Any:
         usage = " ".join(self.format_usage().removeprefix("usage: ").split())  # unwrapped
