@@ -296,15 +296,17 @@ def test_a_command_freezes_what_the_imports_made_and_collects_its_own_objects(co
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (
-        "frozen True" in result.stdout
-    )  # the import-time objects are out of the collector's reach
+    # the import-time objects are out of the collector's reach
+    assert "frozen True" in result.stdout
     assert command == "argparse" or "ran 42" in result.stdout
     assert done.read_text() == "flushed"  # the command's own garbage is still finalized at exit
 
 
 def test_a_parser_called_from_python_with_its_own_arguments_freezes_nothing():
-    code = "import gc; from dlrecipe.edge import ArgumentParser; ArgumentParser().parse_args([]); print(gc.get_freeze_count())"
+    code = (
+        "import gc; from dlrecipe.edge import ArgumentParser; "
+        "ArgumentParser().parse_args([]); print(gc.get_freeze_count())"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
